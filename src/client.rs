@@ -1,0 +1,102 @@
+//! Who the client is: the request id, the source address (believing `X-Forwarded-For` only from
+//! trusted proxies) and the `X-Forwarded-For` value to pass on.
+
+use crate::config::GatewaySettings;
+use http::HeaderMap;
+use ipnet::IpNet;
+use std::net::IpAddr;
+
+/// The client's own id when trusted and well-formed, else a fresh UUID v4.
+pub fn request_id(headers: &HeaderMap, gateway: &GatewaySettings) -> String {
+    if gateway.trust_request_id {
+        let given = ["x-jdcloud-request-id", "x-request-id"]
+            .iter()
+            .filter_map(|h| headers.get(*h))
+            .filter_map(|v| v.to_str().ok())
+            .find(|v| is_valid_request_id(v));
+        if let Some(id) = given {
+            return id.to_owned();
+        }
+    }
+    uuid::Uuid::new_v4().to_string()
+}
+
+/// 1..=128 characters of `[A-Za-z0-9._-]`: safe in headers, logs and JSON.
+fn is_valid_request_id(v: &str) -> bool {
+    (1..=128).contains(&v.len())
+        && v.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+}
+
+/// The `X-Forwarded-For` header as one string (several lines joined with ", ").
+pub fn forwarded_chain(headers: &HeaderMap) -> String {
+    let mut chain = String::new();
+    for v in headers.get_all("x-forwarded-for") {
+        if let Ok(text) = v.to_str() {
+            if !chain.is_empty() {
+                chain.push_str(", ");
+            }
+            chain.push_str(text.trim());
+        }
+    }
+    chain
+}
+
+/// `sourceIp`: the peer, or — when the peer is a trusted proxy — the right-most address in the
+/// chain that is not itself a trusted proxy.
+pub fn source_ip(peer: Option<IpAddr>, chain: &str, trusted: &[IpNet]) -> String {
+    let Some(peer) = peer else {
+        return String::new();
+    };
+    let is_trusted = |ip: &IpAddr| trusted.iter().any(|n| n.contains(ip));
+    if !is_trusted(&peer) {
+        return peer.to_string();
+    }
+    let mut client = peer;
+    for hop in chain.rsplit(',').map(str::trim).filter(|h| !h.is_empty()) {
+        match hop.parse::<IpAddr>() {
+            Ok(ip) => {
+                client = ip;
+                if !is_trusted(&ip) {
+                    break;
+                }
+            }
+            Err(_) => break,
+        }
+    }
+    client.to_string()
+}
+
+/// The chain with the peer appended, as passed on to functions and upstreams.
+pub fn append_peer(chain: &str, peer: Option<IpAddr>) -> String {
+    match (chain.is_empty(), peer) {
+        (_, None) => chain.to_owned(),
+        (true, Some(p)) => p.to_string(),
+        (false, Some(p)) => format!("{chain}, {p}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn source_ip_trusts_forwarded_for_only_from_trusted_proxies() {
+        let trusted: Vec<IpNet> = vec!["10.0.0.0/8".parse().unwrap()];
+        let proxy = Some("10.1.1.1".parse().unwrap());
+        let stranger = Some("203.0.113.9".parse().unwrap());
+        assert_eq!(source_ip(stranger, "1.2.3.4", &trusted), "203.0.113.9");
+        assert_eq!(source_ip(proxy, "1.2.3.4, 10.0.0.7", &trusted), "1.2.3.4");
+        assert_eq!(source_ip(proxy, "", &trusted), "10.1.1.1");
+        assert_eq!(source_ip(proxy, "garbage, 10.0.0.7", &trusted), "10.0.0.7");
+        assert_eq!(append_peer("1.2.3.4", stranger), "1.2.3.4, 203.0.113.9");
+    }
+
+    #[test]
+    fn request_ids() {
+        assert!(is_valid_request_id("abc-DEF_1.2"));
+        assert!(!is_valid_request_id("has space"));
+        assert!(!is_valid_request_id(""));
+        assert!(!is_valid_request_id(&"x".repeat(129)));
+    }
+}

@@ -1,0 +1,166 @@
+//! The YAML file as written by users (SPEC §7). Strict: unknown keys are errors. These types are
+//! only the parse result; `validate` turns them into the runtime `Config`.
+
+use super::value::{Dur, Scalar, Text};
+use serde::Deserialize;
+use serde_saphyr::Spanned;
+use std::collections::BTreeMap;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    pub server: ServerFile,
+    #[serde(default)]
+    pub gateway: GatewayFile,
+    #[serde(default)]
+    pub limits: LimitsFile,
+    #[serde(default)]
+    pub errors: ErrorsFile,
+    #[serde(default)]
+    pub functions: BTreeMap<String, Spanned<FunctionFile>>,
+    #[serde(default)]
+    pub apis: Vec<Spanned<ApiFile>>,
+    #[serde(default)]
+    pub triggers: Option<TriggersFile>,
+    #[serde(default)]
+    pub oss_bridge: Option<OssBridgeFile>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerFile {
+    pub listen: Vec<Spanned<Text>>,
+    pub admin_listen: Option<Spanned<Text>>,
+    pub threads: Option<Scalar<usize>>,
+    pub grace_period: Option<Dur>,
+    /// How long an idle client keep-alive connection is kept open.
+    pub keepalive_timeout: Option<Dur>,
+    /// Requests served on one client connection before it is closed.
+    pub keepalive_requests: Option<Scalar<u32>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GatewayFile {
+    pub region: Option<Text>,
+    pub account_id: Option<Text>,
+    pub owner_pin: Option<Text>,
+    /// Take the request id from the client's `x-jdcloud-request-id` / `x-request-id`.
+    pub trust_request_id: Option<Scalar<bool>>,
+    /// Peers (addresses or CIDR ranges) whose `X-Forwarded-For` is believed for `sourceIp`.
+    #[serde(default)]
+    pub trusted_proxies: Vec<Spanned<Text>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsFile {
+    pub max_body_bytes: Option<Scalar<usize>>,
+    pub max_reply_bytes: Option<Scalar<usize>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ErrorsFile {
+    pub expose_details: Option<Scalar<bool>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FunctionFile {
+    pub endpoints: Option<Vec<Spanned<Text>>>,
+    pub command: Option<Vec<Text>>,
+    pub timeout: Option<Dur>,
+    pub instances: Option<Scalar<usize>>,
+    #[serde(default)]
+    pub env: BTreeMap<String, Text>,
+    pub workdir: Option<Text>,
+    pub memory_mb: Option<Scalar<u32>>,
+    pub max_reply_bytes: Option<Scalar<usize>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiFile {
+    pub id: Spanned<Text>,
+    pub stage: Option<Text>,
+    pub format: Option<Spanned<Text>>,
+    pub routes: Vec<Spanned<RouteFile>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteFile {
+    pub path: Spanned<Text>,
+    pub methods: Option<Vec<Spanned<Text>>>,
+    pub function: Option<Spanned<Text>>,
+    pub upstream: Option<Spanned<Text>>,
+    pub auth: Option<Spanned<Text>>,
+    pub binary: Option<Spanned<Text>>,
+    pub max_body_bytes: Option<Scalar<usize>>,
+    pub timeout: Option<Dur>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TriggersFile {
+    #[serde(default)]
+    pub oss: Vec<Spanned<OssTriggerFile>>,
+}
+
+#[allow(dead_code)] // read by the OSS bridge (issue 4)
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OssTriggerFile {
+    pub name: Text,
+    pub function: Spanned<Text>,
+    pub bucket: Text,
+    #[serde(rename = "triggerConfig")]
+    pub trigger_config: Option<TriggerConfigFile>,
+    pub config_file: Option<Text>,
+}
+
+/// The seed's `triggerConfig`; `events` may be a list or one whitespace-separated string.
+#[allow(dead_code)] // read by the OSS bridge (issue 4)
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TriggerConfigFile {
+    pub events: EventsFile,
+    pub filter: Option<FilterFile>,
+}
+
+#[allow(dead_code)] // read by the OSS bridge (issue 4)
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum EventsFile {
+    List(Vec<String>),
+    Words(String),
+}
+
+#[allow(dead_code)] // read by the OSS bridge (issue 4)
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FilterFile {
+    pub key: Option<KeyFilterFile>,
+}
+
+#[allow(dead_code)] // read by the OSS bridge (issue 4)
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeyFilterFile {
+    pub prefix: Option<Text>,
+    pub suffix: Option<Text>,
+}
+
+#[allow(dead_code)] // read by the OSS bridge (issue 4)
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OssBridgeFile {
+    pub path: Spanned<Text>,
+    pub token: Text,
+    pub delivery: Option<Text>,
+    pub queue_dir: Option<Text>,
+    pub max_attempts: Option<Scalar<u32>>,
+    pub max_event_age: Option<Dur>,
+    pub verify_sns_signatures: Option<Scalar<bool>>,
+}

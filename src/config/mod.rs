@@ -1,0 +1,183 @@
+//! Configuration: the YAML file (`file`), `${ENV}` expansion and scalar parsing (`value`), and
+//! the semantic checks (`validate`) that turn it into an immutable, validated [`Config`].
+
+mod file;
+mod validate;
+pub mod value;
+
+use ipnet::IpNet;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Functions default to this timeout (SPEC §3).
+pub const DEFAULT_FUNCTION_TIMEOUT: Duration = Duration::from_secs(30);
+/// 6 MiB, JD Cloud's and AWS Lambda's synchronous payload limit.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 6 * 1024 * 1024;
+pub const DEFAULT_MAX_REPLY_BYTES: usize = 6 * 1024 * 1024;
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Directory of the config file; relative paths are resolved against it.
+    pub base_dir: PathBuf,
+    pub server: ServerSettings,
+    pub gateway: GatewaySettings,
+    pub expose_details: bool,
+    pub functions: Vec<Function>,
+    pub apis: Vec<Api>,
+    pub routes: Vec<Route>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ServerSettings {
+    pub listen: Vec<SocketAddr>,
+    pub admin_listen: Option<SocketAddr>,
+    pub threads: usize,
+    pub grace_period: Duration,
+    pub keepalive_timeout: Duration,
+    pub keepalive_requests: Option<u32>,
+}
+
+#[derive(Debug, Clone)]
+pub struct GatewaySettings {
+    pub region: String,
+    pub account_id: String,
+    /// base64 of `owner_pin`, as written into events.
+    pub base64_owner_pin: String,
+    pub trust_request_id: bool,
+    pub trusted_proxies: Vec<IpNet>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Function {
+    pub name: String,
+    pub endpoints: Vec<Endpoint>,
+    pub command: Option<Command>,
+    pub timeout: Duration,
+    pub max_reply_bytes: usize,
+    pub memory_mb: u32,
+}
+
+/// One HTTP endpoint of a function backend, resolved at load time.
+#[derive(Debug, Clone)]
+pub struct Endpoint {
+    pub url: String,
+    pub addr: SocketAddr,
+    /// Host header value (`host:port` as written in the URL).
+    pub authority: String,
+    pub path_and_query: String,
+}
+
+/// A function process the gateway starts itself (supervised; see SPEC §3).
+#[derive(Debug, Clone)]
+pub struct Command {
+    pub argv: Vec<String>,
+    pub instances: usize,
+    pub env: Vec<(String, String)>,
+    pub workdir: PathBuf,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventFormat {
+    /// The JD Cloud envelope with the request under `detail`.
+    Jdcloud,
+    /// Only the inner object, as the seed document prints it.
+    JdcloudDetail,
+}
+
+#[derive(Debug, Clone)]
+pub struct Api {
+    pub id: String,
+    pub stage: String,
+    pub format: EventFormat,
+    /// `jrn:apigateway:<region>:<accountId>:api/<apiId>`
+    pub resource: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct Route {
+    pub api: usize,
+    pub path: String,
+    /// `None` = every method.
+    pub methods: Option<Vec<http::Method>>,
+    pub target: Target,
+    /// Non-UTF-8 bodies are sent base64 (`binary: base64`).
+    pub binary: bool,
+    pub max_body_bytes: usize,
+    /// Route timeout, else the function's.
+    pub timeout: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub enum Target {
+    Function(usize),
+    Upstream(Upstream),
+}
+
+#[derive(Debug, Clone)]
+pub struct Upstream {
+    pub url: String,
+    pub addr: SocketAddr,
+}
+
+/// Every problem found in a config file, each with its position.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub file: String,
+    pub problems: Vec<Problem>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub line: u64,
+    pub column: u64,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        for (i, p) in self.problems.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{}:{}:{}: {}", self.file, p.line, p.column, p.message)?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+impl Config {
+    /// Reads, parses and validates a config file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            file: path.display().to_string(),
+            problems: vec![Problem {
+                line: 0,
+                column: 0,
+                message: format!("cannot read the file: {e}"),
+            }],
+        })?;
+        let base = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        let base = std::fs::canonicalize(base).unwrap_or_else(|_| base.to_path_buf());
+        Config::from_yaml(&text, &base, &path.display().to_string())
+    }
+
+    /// Parses and validates YAML text; `base_dir` anchors relative paths, `file` names the source
+    /// in error messages.
+    pub fn from_yaml(text: &str, base_dir: &Path, file: &str) -> Result<Config, ConfigError> {
+        let parsed: file::FileConfig = serde_saphyr::from_str(text).map_err(|e| ConfigError {
+            file: file.to_owned(),
+            problems: vec![validate::parse_problem(&e)],
+        })?;
+        validate::validate(parsed, base_dir).map_err(|problems| ConfigError {
+            file: file.to_owned(),
+            problems,
+        })
+    }
+}

@@ -1,0 +1,442 @@
+//! Semantic checks after parsing: every problem is collected with its line and column, so one
+//! `fngate -t` run lists them all.
+
+use super::file::{ApiFile, FileConfig, FunctionFile, RouteFile};
+use super::value::Text;
+use super::*;
+use base64::Engine;
+use serde_saphyr::{Location, Spanned};
+use std::collections::{HashMap, HashSet};
+use std::net::ToSocketAddrs;
+
+type Problems = Vec<Problem>;
+
+fn at(loc: &Location, message: impl Into<String>) -> Problem {
+    Problem {
+        line: loc.line(),
+        column: loc.column(),
+        message: message.into(),
+    }
+}
+
+fn at_span<T>(s: &Spanned<T>, message: impl Into<String>) -> Problem {
+    at(&s.referenced, message)
+}
+
+/// A parse error (syntax, unknown key, wrong type, bad scalar) as one positioned problem.
+pub(super) fn parse_problem(e: &serde_saphyr::Error) -> Problem {
+    let (line, column) = e.location().map_or((0, 0), |l| (l.line(), l.column()));
+    // The message without saphyr's source snippet or position: the position is printed first.
+    let text = e.without_snippet().to_string();
+    let message = match text.rfind(" at line ") {
+        Some(i) => text[..i].to_owned(),
+        None => text,
+    };
+    Problem {
+        line,
+        column,
+        message,
+    }
+}
+
+pub(super) fn validate(file: FileConfig, base_dir: &Path) -> Result<Config, Problems> {
+    let mut problems = Vec::new();
+    let server = server(&file, &mut problems);
+    let gateway = gateway(&file, &mut problems);
+    let max_body = file
+        .limits
+        .max_body_bytes
+        .map_or(DEFAULT_MAX_BODY_BYTES, |v| v.0);
+    let max_reply = file
+        .limits
+        .max_reply_bytes
+        .map_or(DEFAULT_MAX_REPLY_BYTES, |v| v.0);
+
+    let mut functions = Vec::new();
+    let mut function_ids = HashMap::new();
+    for (name, f) in &file.functions {
+        function_ids.insert(name.clone(), functions.len());
+        functions.push(function(name, f, max_reply, base_dir, &mut problems));
+    }
+
+    let mut apis = Vec::new();
+    let mut routes = Vec::new();
+    let mut route_spans = Vec::new();
+    let mut api_ids = HashSet::new();
+    for api in &file.apis {
+        if !api_ids.insert(api.value.id.value.0.clone()) {
+            problems.push(at_span(
+                &api.value.id,
+                format!("duplicate api id {:?}", api.value.id.value.0),
+            ));
+        }
+        let index = apis.len();
+        apis.push(api_settings(&api.value, &gateway, &mut problems));
+        for route in &api.value.routes {
+            let checked = route_settings(
+                index,
+                &route.value,
+                &file.functions,
+                &function_ids,
+                &functions,
+                max_body,
+                &mut problems,
+            );
+            if let Some(r) = checked {
+                routes.push(r);
+                route_spans.push(route.value.path.referenced);
+            }
+        }
+    }
+    if let Err(conflicts) = crate::routing::RouteTable::build(&routes) {
+        for c in conflicts {
+            problems.push(at(&route_spans[c.route], c.message));
+        }
+    }
+    if let Some(triggers) = &file.triggers {
+        for t in &triggers.oss {
+            let name = &t.value.function.value.0;
+            if !function_ids.contains_key(name) {
+                problems.push(at_span(
+                    &t.value.function,
+                    format!("trigger names unknown function {name:?}"),
+                ));
+            }
+        }
+    }
+    if let Some(bridge) = &file.oss_bridge {
+        if !bridge.path.value.0.starts_with('/') {
+            problems.push(at_span(&bridge.path, "oss_bridge.path must start with '/'"));
+        }
+    }
+
+    if problems.is_empty() {
+        Ok(Config {
+            base_dir: base_dir.to_path_buf(),
+            server,
+            gateway,
+            expose_details: file.errors.expose_details.is_none_or(|v| v.0),
+            functions,
+            apis,
+            routes,
+        })
+    } else {
+        problems.sort_by_key(|p| (p.line, p.column));
+        Err(problems)
+    }
+}
+
+fn socket_addr(text: &Spanned<Text>, what: &str, problems: &mut Problems) -> Option<SocketAddr> {
+    let raw = text.value.0.trim();
+    match raw.to_socket_addrs().map(|mut a| a.next()) {
+        Ok(Some(addr)) => Some(addr),
+        _ => {
+            problems.push(at_span(
+                text,
+                format!("{what}: {raw:?} is not an address like 127.0.0.1:8080"),
+            ));
+            None
+        }
+    }
+}
+
+fn server(file: &FileConfig, problems: &mut Problems) -> ServerSettings {
+    let s = &file.server;
+    let listen: Vec<_> = s
+        .listen
+        .iter()
+        .filter_map(|l| socket_addr(l, "server.listen", problems))
+        .collect();
+    if s.listen.is_empty() {
+        problems.push(Problem {
+            line: 1,
+            column: 1,
+            message: "server.listen needs at least one address".into(),
+        });
+    }
+    let threads = s.threads.map_or_else(
+        || std::thread::available_parallelism().map_or(1, |n| n.get()),
+        |t| t.0,
+    );
+    if threads == 0 {
+        problems.push(Problem {
+            line: 1,
+            column: 1,
+            message: "server.threads must be at least 1".into(),
+        });
+    }
+    ServerSettings {
+        listen,
+        admin_listen: s
+            .admin_listen
+            .as_ref()
+            .and_then(|a| socket_addr(a, "server.admin_listen", problems)),
+        threads: threads.max(1),
+        grace_period: s.grace_period.map_or(Duration::from_secs(5), |d| d.0),
+        keepalive_timeout: s.keepalive_timeout.map_or(Duration::from_secs(60), |d| d.0),
+        keepalive_requests: s.keepalive_requests.map(|v| v.0),
+    }
+}
+
+fn gateway(file: &FileConfig, problems: &mut Problems) -> GatewaySettings {
+    let g = &file.gateway;
+    let account_id = g.account_id.clone().unwrap_or_default().0;
+    let owner_pin = g
+        .owner_pin
+        .clone()
+        .map_or_else(|| account_id.clone(), |p| p.0);
+    let mut trusted_proxies = Vec::new();
+    for p in &g.trusted_proxies {
+        let raw = p.value.0.trim();
+        let net = raw
+            .parse::<IpNet>()
+            .or_else(|_| raw.parse::<std::net::IpAddr>().map(IpNet::from));
+        match net {
+            Ok(n) => trusted_proxies.push(n),
+            Err(_) => problems.push(at_span(
+                p,
+                format!("trusted_proxies: {raw:?} is not an IP address or CIDR range"),
+            )),
+        }
+    }
+    GatewaySettings {
+        region: g
+            .region
+            .clone()
+            .map_or_else(|| "cn-north-1".to_owned(), |r| r.0),
+        base64_owner_pin: base64::engine::general_purpose::STANDARD.encode(owner_pin),
+        account_id,
+        trust_request_id: g.trust_request_id.is_some_and(|v| v.0),
+        trusted_proxies,
+    }
+}
+
+/// Parses `http://host:port/path` into a resolved address.
+fn http_url(raw: &str) -> Result<(SocketAddr, String, String), String> {
+    let uri: http::Uri = raw
+        .parse()
+        .map_err(|e| format!("{raw:?} is not a URL ({e})"))?;
+    match uri.scheme_str() {
+        Some("http") => {}
+        Some("https") => return Err(format!("{raw:?}: https backends are not supported yet")),
+        _ => return Err(format!("{raw:?} is not an http:// URL")),
+    }
+    let authority = uri
+        .authority()
+        .ok_or_else(|| format!("{raw:?} has no host"))?;
+    let port = authority.port_u16().unwrap_or(80);
+    let addr = (authority.host().trim_matches(['[', ']']), port)
+        .to_socket_addrs()
+        .ok()
+        .and_then(|mut a| a.next())
+        .ok_or_else(|| format!("{raw:?}: cannot resolve host {:?}", authority.host()))?;
+    let path = uri.path_and_query().map_or("/", |p| p.as_str()).to_owned();
+    Ok((addr, authority.as_str().to_owned(), path))
+}
+
+fn function(
+    name: &str,
+    f: &Spanned<FunctionFile>,
+    max_reply: usize,
+    base_dir: &Path,
+    problems: &mut Problems,
+) -> Function {
+    let spec = &f.value;
+    let mut endpoints = Vec::new();
+    match (&spec.endpoints, &spec.command) {
+        (Some(_), Some(_)) | (None, None) => problems.push(at_span(
+            f,
+            format!("function {name:?} needs exactly one of `endpoints` and `command`"),
+        )),
+        (Some(list), None) if list.is_empty() => problems.push(at_span(
+            f,
+            format!("function {name:?}: `endpoints` is empty"),
+        )),
+        _ => {}
+    }
+    for e in spec.endpoints.iter().flatten() {
+        match http_url(e.value.0.trim()) {
+            Ok((addr, authority, path_and_query)) => endpoints.push(Endpoint {
+                url: e.value.0.trim().to_owned(),
+                addr,
+                authority,
+                path_and_query,
+            }),
+            Err(m) => problems.push(at_span(e, format!("function {name:?}: {m}"))),
+        }
+    }
+    let command = spec.command.as_ref().map(|argv| {
+        if argv.is_empty() {
+            problems.push(at_span(f, format!("function {name:?}: `command` is empty")));
+        }
+        let workdir = spec
+            .workdir
+            .as_ref()
+            .map_or_else(|| base_dir.to_path_buf(), |w| base_dir.join(&w.0));
+        Command {
+            argv: argv.iter().map(|a| a.0.clone()).collect(),
+            instances: spec.instances.map_or(1, |n| n.0.max(1)),
+            env: spec
+                .env
+                .iter()
+                .map(|(k, v)| (k.clone(), v.0.clone()))
+                .collect(),
+            workdir,
+        }
+    });
+    Function {
+        name: name.to_owned(),
+        endpoints,
+        command,
+        timeout: spec.timeout.map_or(DEFAULT_FUNCTION_TIMEOUT, |d| d.0),
+        max_reply_bytes: spec.max_reply_bytes.map_or(max_reply, |v| v.0),
+        memory_mb: spec.memory_mb.map_or(128, |v| v.0),
+    }
+}
+
+fn api_settings(api: &ApiFile, gateway: &GatewaySettings, problems: &mut Problems) -> Api {
+    let id = api.id.value.0.clone();
+    if id.is_empty() {
+        problems.push(at_span(&api.id, "api id must not be empty"));
+    }
+    let format = match api.format.as_ref().map(|f| f.value.0.as_str()) {
+        None | Some("jdcloud") => EventFormat::Jdcloud,
+        Some("jdcloud-detail") => EventFormat::JdcloudDetail,
+        Some(other) => {
+            if let Some(f) = &api.format {
+                problems.push(at_span(
+                    f,
+                    format!("format {other:?}: expected jdcloud or jdcloud-detail"),
+                ));
+            }
+            EventFormat::Jdcloud
+        }
+    };
+    Api {
+        resource: format!(
+            "jrn:apigateway:{}:{}:api/{}",
+            gateway.region, gateway.account_id, id
+        ),
+        stage: api.stage.clone().map_or_else(|| "test".to_owned(), |s| s.0),
+        format,
+        id,
+    }
+}
+
+fn route_settings(
+    api: usize,
+    r: &RouteFile,
+    declared: &std::collections::BTreeMap<String, Spanned<FunctionFile>>,
+    ids: &HashMap<String, usize>,
+    functions: &[Function],
+    max_body: usize,
+    problems: &mut Problems,
+) -> Option<Route> {
+    let before = problems.len();
+    let path = r.path.value.0.clone();
+    if !path.starts_with('/') {
+        problems.push(at_span(
+            &r.path,
+            format!("route path {path:?} must start with '/'"),
+        ));
+    }
+    let methods = r.methods.as_ref().map(|list| {
+        list.iter()
+            .filter_map(|m| {
+                let upper = m.value.0.trim().to_ascii_uppercase();
+                match http::Method::from_bytes(upper.as_bytes()) {
+                    Ok(method) if !upper.is_empty() => Some(method),
+                    _ => {
+                        problems.push(at_span(m, format!("{:?} is not an HTTP method", m.value.0)));
+                        None
+                    }
+                }
+            })
+            .collect::<Vec<_>>()
+    });
+    if let Some(a) = &r.auth {
+        match a.value.0.as_str() {
+            "none" => {}
+            "apikey" | "jdcloud" => problems.push(at_span(
+                a,
+                format!(
+                    "auth {:?} is not implemented yet (SPEC §5); use none",
+                    a.value.0
+                ),
+            )),
+            other => problems.push(at_span(
+                a,
+                format!("auth {other:?}: expected none, apikey or jdcloud"),
+            )),
+        }
+    }
+    let binary = match &r.binary {
+        None => false,
+        Some(b) if b.value.0 == "base64" => true,
+        Some(b) => {
+            problems.push(at_span(
+                b,
+                format!("binary {:?}: the only mode is base64", b.value.0),
+            ));
+            false
+        }
+    };
+    let target = match (&r.function, &r.upstream) {
+        (Some(f), None) => match ids.get(&f.value.0) {
+            Some(&id) => Some(Target::Function(id)),
+            None => {
+                let known: Vec<_> = declared.keys().map(String::as_str).collect();
+                problems.push(at_span(
+                    f,
+                    format!(
+                        "unknown function {:?} (declared: {})",
+                        f.value.0,
+                        known.join(", ")
+                    ),
+                ));
+                None
+            }
+        },
+        (None, Some(u)) => match http_url(u.value.0.trim()) {
+            Ok((_, _, p)) if p != "/" => {
+                problems.push(at_span(
+                    u,
+                    "an upstream URL takes no path: the request path is forwarded as-is",
+                ));
+                None
+            }
+            Ok((addr, _, _)) => Some(Target::Upstream(Upstream {
+                url: u.value.0.trim().to_owned(),
+                addr,
+            })),
+            Err(m) => {
+                problems.push(at_span(u, format!("upstream: {m}")));
+                None
+            }
+        },
+        _ => {
+            problems.push(at_span(
+                &r.path,
+                format!("route {path:?} needs exactly one of `function` and `upstream`"),
+            ));
+            None
+        }
+    };
+    let target = target?;
+    if problems.len() > before {
+        return None;
+    }
+    let function_timeout = match &target {
+        Target::Function(id) => functions[*id].timeout,
+        Target::Upstream(_) => DEFAULT_FUNCTION_TIMEOUT,
+    };
+    Some(Route {
+        api,
+        path,
+        methods,
+        target,
+        binary,
+        max_body_bytes: r.max_body_bytes.map_or(max_body, |v| v.0),
+        timeout: r.timeout.map_or(function_timeout, |d| d.0),
+    })
+}

@@ -1,0 +1,242 @@
+//! The reply contract (SPEC §2): function output bytes → an HTTP reply, or a violation that names
+//! the offending field by JSON pointer (the gateway answers 503).
+
+use crate::event::apigw::is_hop_by_hop;
+use base64::Engine;
+use bytes::Bytes;
+use http::{HeaderName, HeaderValue};
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reply {
+    pub status: u16,
+    /// In the order the function gave them; arrays become several entries.
+    pub headers: Vec<(HeaderName, HeaderValue)>,
+    pub body: Bytes,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Violation {
+    /// JSON pointer of the offending field (`/` for the whole reply).
+    pub pointer: String,
+    pub problem: String,
+}
+
+impl std::fmt::Display for Violation {
+    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        write!(f, "{}: {}", self.pointer, self.problem)
+    }
+}
+
+fn violation(pointer: impl Into<String>, problem: impl Into<String>) -> Violation {
+    Violation {
+        pointer: pointer.into(),
+        problem: problem.into(),
+    }
+}
+
+/// The top-level fields; each is kept raw so that a wrong type can be described precisely.
+#[derive(Deserialize)]
+struct RawReply<'a> {
+    #[serde(rename = "statusCode", borrow)]
+    status_code: Option<&'a RawValue>,
+    #[serde(borrow)]
+    headers: Option<&'a RawValue>,
+    #[serde(borrow)]
+    body: Option<&'a RawValue>,
+    #[serde(rename = "isBase64Encoded", borrow)]
+    is_base64: Option<&'a RawValue>,
+}
+
+/// Describes a JSON value for messages: `the string "200"`, `a number`, `an array`.
+fn describe(raw: &RawValue) -> String {
+    let text = raw.get();
+    match text.as_bytes().first() {
+        Some(b'"') => {
+            let shown: String = text.chars().take(40).collect();
+            let cut = if shown.len() < text.len() { "…" } else { "" };
+            format!("the string {shown}{cut}")
+        }
+        Some(b'{') => "an object".into(),
+        Some(b'[') => "an array".into(),
+        Some(b't' | b'f') => format!("the boolean {text}"),
+        Some(b'n') => "null".into(),
+        _ => format!("the number {text}"),
+    }
+}
+
+fn is_null(raw: Option<&RawValue>) -> bool {
+    raw.is_none_or(|r| r.get() == "null")
+}
+
+/// Parses and checks a function's return value.
+pub fn check(reply: &[u8]) -> Result<Reply, Violation> {
+    let first = reply.iter().find(|b| !b.is_ascii_whitespace());
+    if first != Some(&b'{') {
+        return Err(match serde_json::from_slice::<&RawValue>(reply) {
+            Ok(v) => violation("", format!("expected a JSON object, got {}", describe(v))),
+            Err(e) => violation("", format!("not valid JSON ({e})")),
+        });
+    }
+    let raw: RawReply = serde_json::from_slice(reply)
+        .map_err(|e| violation("", format!("not a valid JSON object ({e})")))?;
+    let status = status_code(raw.status_code)?;
+    let headers = match raw.headers {
+        Some(h) if h.get() != "null" => headers(h)?,
+        _ => Vec::new(),
+    };
+    let base64 = match raw.is_base64 {
+        None => false,
+        Some(b) => match b.get() {
+            "null" | "false" => false,
+            "true" => true,
+            _ => {
+                let got = describe(b);
+                return Err(violation(
+                    "/isBase64Encoded",
+                    format!("expected a boolean, got {got}"),
+                ));
+            }
+        },
+    };
+    let body = match raw.body {
+        Some(b) if !is_null(Some(b)) => {
+            let text: String = match b.get().as_bytes().first() {
+                Some(b'"') => serde_json::from_str(b.get())
+                    .map_err(|e| violation("/body", format!("invalid string ({e})")))?,
+                _ => {
+                    return Err(violation(
+                        "/body",
+                        format!("expected a string, got {}", describe(b)),
+                    ))
+                }
+            };
+            if base64 {
+                base64::engine::general_purpose::STANDARD
+                    .decode(text.as_bytes())
+                    .map(Bytes::from)
+                    .map_err(|e| {
+                        violation(
+                            "/body",
+                            format!("isBase64Encoded is true but the body is not base64 ({e})"),
+                        )
+                    })?
+            } else {
+                Bytes::from(text)
+            }
+        }
+        _ => Bytes::new(),
+    };
+    Ok(Reply {
+        status,
+        headers,
+        body,
+    })
+}
+
+fn status_code(raw: Option<&RawValue>) -> Result<u16, Violation> {
+    let Some(raw) = raw.filter(|r| r.get() != "null") else {
+        return Err(violation(
+            "/statusCode",
+            "missing; expected an integer 100..599",
+        ));
+    };
+    let text = raw.get();
+    let number = text
+        .parse::<u64>()
+        .ok()
+        .filter(|_| text.bytes().all(|b| b.is_ascii_digit()));
+    match number {
+        Some(n @ 200..=599) => Ok(n as u16),
+        // SPEC §2 allows 100..599, but a 1xx cannot be a final response: the client would wait
+        // for another one. Documented in docs/events.md.
+        Some(n @ 100..=199) => Err(violation(
+            "/statusCode",
+            format!("{n} is an informational status and cannot be a final response"),
+        )),
+        _ => Err(violation(
+            "/statusCode",
+            format!("expected an integer 100..599, got {}", describe(raw)),
+        )),
+    }
+}
+
+/// Escapes `~` and `/` in a JSON pointer segment (RFC 6901).
+fn pointer_segment(name: &str) -> String {
+    name.replace('~', "~0").replace('/', "~1")
+}
+
+fn headers(raw: &RawValue) -> Result<Vec<(HeaderName, HeaderValue)>, Violation> {
+    if !raw.get().starts_with('{') {
+        return Err(violation(
+            "/headers",
+            format!("expected an object, got {}", describe(raw)),
+        ));
+    }
+    let map: Vec<(String, &RawValue)> = serde_json::from_str::<OrderedMap>(raw.get())
+        .map(|m| m.0)
+        .map_err(|e| violation("/headers", format!("invalid object ({e})")))?;
+    let mut out = Vec::with_capacity(map.len());
+    for (name, value) in map {
+        let pointer = format!("/headers/{}", pointer_segment(&name));
+        let header = HeaderName::from_bytes(name.as_bytes())
+            .map_err(|_| violation(&pointer, "invalid header name"))?;
+        if is_hop_by_hop(header.as_str()) || header == http::header::CONTENT_LENGTH {
+            continue;
+        }
+        let values: Vec<String> = match value.get().as_bytes().first() {
+            Some(b'"') => vec![serde_json::from_str(value.get())
+                .map_err(|e| violation(&pointer, format!("invalid string ({e})")))?],
+            Some(b'[') => serde_json::from_str(value.get())
+                .map_err(|_| violation(&pointer, "expected an array of strings"))?,
+            _ => {
+                return Err(violation(
+                    &pointer,
+                    format!(
+                        "expected a string or an array of strings, got {}",
+                        describe(value)
+                    ),
+                ))
+            }
+        };
+        for v in values {
+            if v.contains(['\r', '\n']) {
+                return Err(violation(
+                    &pointer,
+                    "value contains CR or LF (header injection)",
+                ));
+            }
+            let hv = HeaderValue::from_str(&v)
+                .map_err(|_| violation(&pointer, "value has characters not allowed in a header"))?;
+            out.push((header.clone(), hv));
+        }
+    }
+    Ok(out)
+}
+
+/// A JSON object as ordered (key, raw value) pairs; keeps duplicates and order.
+struct OrderedMap<'a>(Vec<(String, &'a RawValue)>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for OrderedMap<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> serde::de::Visitor<'de> for V<'a> {
+            type Value = OrderedMap<'a>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("an object")
+            }
+            fn visit_map<M: serde::de::MapAccess<'de>>(
+                self,
+                mut m: M,
+            ) -> Result<Self::Value, M::Error> {
+                let mut out = Vec::new();
+                while let Some((k, v)) = m.next_entry::<String, &'de RawValue>()? {
+                    out.push((k, v));
+                }
+                Ok(OrderedMap(out))
+            }
+        }
+        d.deserialize_map(V(std::marker::PhantomData))
+    }
+}

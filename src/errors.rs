@@ -1,0 +1,106 @@
+//! Every answer the gateway produces itself (SPEC §4): status, `x-fngate-error` code, JSON body.
+
+use crate::contract::Violation;
+use crate::event::json::{push_key, push_member, push_str};
+use std::time::Duration;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GatewayError {
+    RouteNotFound,
+    MethodNotAllowed { allow: String },
+    BadRequest(String),
+    PayloadTooLarge { limit: usize },
+    UnsupportedBody,
+    FunctionUnreachable(String),
+    FunctionError { status: u16 },
+    ResponseInvalid(Violation),
+    FunctionTimeout(Duration),
+}
+
+impl GatewayError {
+    pub fn status(&self) -> u16 {
+        match self {
+            Self::RouteNotFound => 404,
+            Self::MethodNotAllowed { .. } => 405,
+            Self::BadRequest(_) => 400,
+            Self::PayloadTooLarge { .. } => 413,
+            Self::UnsupportedBody => 415,
+            Self::FunctionUnreachable(_) => 502,
+            Self::FunctionError { .. } | Self::ResponseInvalid(_) => 503,
+            Self::FunctionTimeout(_) => 504,
+        }
+    }
+
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::RouteNotFound => "ROUTE_NOT_FOUND",
+            Self::MethodNotAllowed { .. } => "METHOD_NOT_ALLOWED",
+            Self::BadRequest(_) => "BAD_REQUEST",
+            Self::PayloadTooLarge { .. } => "PAYLOAD_TOO_LARGE",
+            Self::UnsupportedBody => "UNSUPPORTED_BODY",
+            Self::FunctionUnreachable(_) => "FUNCTION_UNREACHABLE",
+            Self::FunctionError { .. } => "FUNCTION_ERROR",
+            Self::ResponseInvalid(_) => "FUNCTION_RESPONSE_INVALID",
+            Self::FunctionTimeout(_) => "FUNCTION_TIMEOUT",
+        }
+    }
+
+    /// The detailed message (may name backends and fields).
+    pub fn detail(&self) -> String {
+        match self {
+            Self::RouteNotFound => "no route matches the request path".into(),
+            Self::MethodNotAllowed { allow } => {
+                format!("the method is not allowed on this path; allowed: {allow}")
+            }
+            Self::BadRequest(why) => why.clone(),
+            Self::PayloadTooLarge { limit } => {
+                format!("the request body is larger than the route's limit of {limit} bytes")
+            }
+            Self::UnsupportedBody => {
+                "the request body is not valid UTF-8 and this route does not accept binary bodies"
+                    .into()
+            }
+            Self::FunctionUnreachable(why) => format!("the function could not be reached: {why}"),
+            Self::FunctionError { status } => {
+                format!("the function raised an error (its runtime answered {status})")
+            }
+            Self::ResponseInvalid(v) => format!("the function's reply breaks the contract: {v}"),
+            Self::FunctionTimeout(t) => {
+                format!(
+                    "the function did not answer within {}",
+                    humantime::format_duration(*t)
+                )
+            }
+        }
+    }
+
+    /// The message with details turned off (`errors.expose_details: false`).
+    pub fn generic(&self) -> &'static str {
+        match self {
+            Self::RouteNotFound => "not found",
+            Self::MethodNotAllowed { .. } => "method not allowed",
+            Self::BadRequest(_) => "bad request",
+            Self::PayloadTooLarge { .. } => "payload too large",
+            Self::UnsupportedBody => "unsupported request body",
+            Self::FunctionUnreachable(_) => "bad gateway",
+            Self::FunctionError { .. } | Self::ResponseInvalid(_) => "service unavailable",
+            Self::FunctionTimeout(_) => "gateway timeout",
+        }
+    }
+
+    /// `{"error": code, "message": ..., "requestId": id}`
+    pub fn body(&self, request_id: &str, expose_details: bool) -> Vec<u8> {
+        let mut out = Vec::with_capacity(160);
+        let mut first = true;
+        out.push(b'{');
+        push_member(&mut out, &mut first, "error", self.code());
+        push_key(&mut out, &mut first, "message");
+        match expose_details {
+            true => push_str(&mut out, &self.detail()),
+            false => push_str(&mut out, self.generic()),
+        }
+        push_member(&mut out, &mut first, "requestId", request_id);
+        out.push(b'}');
+        out
+    }
+}

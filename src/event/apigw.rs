@@ -1,0 +1,202 @@
+//! Request → JD Cloud API-gateway event (SPEC §1). A pure function: request parts in, JSON bytes
+//! out, written directly without an intermediate `serde_json::Value`.
+
+use super::decode::{decode_component, parse_query};
+use super::json::{push_key, push_member, push_str};
+use crate::config::{Api, EventFormat, GatewaySettings};
+use base64::Engine;
+use http::HeaderMap;
+use std::time::SystemTime;
+
+/// Why a request cannot become an event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EventError {
+    /// Malformed request: bad percent-encoding, non-UTF-8 parameter or header (400).
+    BadRequest(String),
+    /// The body is not UTF-8 and the route is not `binary: base64` (415).
+    UnsupportedBody,
+}
+
+/// Everything the event is made of; borrowed from the request and the config.
+pub struct ApiRequest<'a> {
+    pub api: &'a Api,
+    pub gateway: &'a GatewaySettings,
+    pub request_id: &'a str,
+    pub method: &'a str,
+    pub path: &'a str,
+    /// Raw query string without `?` (empty when there is none).
+    pub query: &'a str,
+    pub headers: &'a HeaderMap,
+    /// Raw (still percent-encoded) path parameters in pattern order.
+    pub path_params: &'a [(&'a str, &'a str)],
+    /// The `x-forwarded-for` value to pass on (the client's, with the peer appended).
+    pub forwarded_for: &'a str,
+    pub source_ip: &'a str,
+    pub body: &'a [u8],
+    /// Route has `binary: base64`.
+    pub binary: bool,
+    pub time: SystemTime,
+}
+
+/// Hop-by-hop headers (RFC 9110 §7.6.1) are not part of the event.
+pub fn is_hop_by_hop(name: &str) -> bool {
+    matches!(
+        name,
+        "connection" | "keep-alive" | "te" | "trailer" | "transfer-encoding" | "upgrade"
+    ) || name.starts_with("proxy-")
+}
+
+/// Builds the event JSON for the API's format.
+pub fn build(req: &ApiRequest) -> Result<Vec<u8>, EventError> {
+    // A `binary: base64` route always sends base64, so the function knows what it gets.
+    let body_text = match req.binary {
+        true => None,
+        false => Some(std::str::from_utf8(req.body).map_err(|_| EventError::UnsupportedBody)?),
+    };
+    let mut out = Vec::with_capacity(768 + req.body.len() + req.body.len() / 3);
+    let detail_only = req.api.format == EventFormat::JdcloudDetail;
+    let mut first = true;
+    out.push(b'{');
+    if !detail_only {
+        push_member(&mut out, &mut first, "version", "0");
+        push_member(&mut out, &mut first, "id", req.request_id);
+        push_key(&mut out, &mut first, "time");
+        push_str(
+            &mut out,
+            &humantime::format_rfc3339_millis(req.time).to_string(),
+        );
+        push_member(&mut out, &mut first, "source", "apigateway");
+        push_member(
+            &mut out,
+            &mut first,
+            "base64OwnerPin",
+            &req.gateway.base64_owner_pin,
+        );
+        push_key(&mut out, &mut first, "resources");
+        out.push(b'[');
+        push_str(&mut out, &req.api.resource);
+        out.push(b']');
+        push_member(&mut out, &mut first, "region", &req.gateway.region);
+        push_member(&mut out, &mut first, "detailType", "ApiGatewayReceived");
+        push_key(&mut out, &mut first, "detail");
+        out.push(b'{');
+        first = true;
+    }
+    push_member(&mut out, &mut first, "path", req.path);
+    push_member(&mut out, &mut first, "httpMethod", req.method);
+    push_key(&mut out, &mut first, "headers");
+    write_headers(&mut out, req)?;
+    push_key(&mut out, &mut first, "pathParameters");
+    write_path_params(&mut out, req.path_params)?;
+    push_key(&mut out, &mut first, "queryParameters");
+    write_query(&mut out, req.query)?;
+    push_member(&mut out, &mut first, "queryString", req.query);
+    push_key(&mut out, &mut first, "body");
+    match body_text {
+        Some(text) => push_str(&mut out, text),
+        None => {
+            let encoded = base64::engine::general_purpose::STANDARD.encode(req.body);
+            push_str(&mut out, &encoded);
+        }
+    }
+    if req.binary {
+        push_key(&mut out, &mut first, "isBase64Encoded");
+        out.extend_from_slice(if !req.body.is_empty() {
+            b"true"
+        } else {
+            b"false"
+        });
+    }
+    push_key(&mut out, &mut first, "requestContext");
+    let mut ctx_first = true;
+    out.push(b'{');
+    push_member(&mut out, &mut ctx_first, "stage", &req.api.stage);
+    push_member(&mut out, &mut ctx_first, "apiId", &req.api.id);
+    push_key(&mut out, &mut ctx_first, "identity");
+    out.extend_from_slice(br#"{"accountId":"","apiKey":"","user":"","authType":"none"}"#);
+    push_member(&mut out, &mut ctx_first, "requestId", req.request_id);
+    push_member(&mut out, &mut ctx_first, "sourceIp", req.source_ip);
+    out.push(b'}');
+    if !detail_only {
+        out.push(b'}');
+    }
+    out.push(b'}');
+    Ok(out)
+}
+
+fn write_headers(out: &mut Vec<u8>, req: &ApiRequest) -> Result<(), EventError> {
+    // Headers named in `Connection` are hop-by-hop for this request too.
+    let listed: Vec<&str> = req
+        .headers
+        .get_all(http::header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .collect();
+    let mut first = true;
+    out.push(b'{');
+    for name in req.headers.keys() {
+        let n = name.as_str();
+        if is_hop_by_hop(n)
+            || n == "x-jdcloud-request-id"
+            || n == "x-forwarded-for"
+            || listed.iter().any(|t| t.eq_ignore_ascii_case(n))
+        {
+            continue;
+        }
+        push_key(out, &mut first, n);
+        let sep = if n == "cookie" { "; " } else { ", " };
+        let mut joined = String::new();
+        for (i, value) in req.headers.get_all(name).iter().enumerate() {
+            let text = std::str::from_utf8(value.as_bytes())
+                .map_err(|_| EventError::BadRequest(format!("header {n:?} is not valid UTF-8")))?;
+            if i > 0 {
+                joined.push_str(sep);
+            }
+            joined.push_str(text);
+        }
+        push_str(out, &joined);
+    }
+    push_member(out, &mut first, "x-jdcloud-request-id", req.request_id);
+    push_member(out, &mut first, "x-forwarded-for", req.forwarded_for);
+    out.push(b'}');
+    Ok(())
+}
+
+fn write_path_params(out: &mut Vec<u8>, params: &[(&str, &str)]) -> Result<(), EventError> {
+    let mut first = true;
+    out.push(b'{');
+    for (name, raw) in params {
+        let value = decode_component(raw, false)
+            .map_err(|e| EventError::BadRequest(format!("path parameter {name:?}: {e}")))?;
+        push_member(out, &mut first, name, &value);
+    }
+    out.push(b'}');
+    Ok(())
+}
+
+fn write_query(out: &mut Vec<u8>, query: &str) -> Result<(), EventError> {
+    let params =
+        parse_query(query).map_err(|e| EventError::BadRequest(format!("query string: {e}")))?;
+    let mut first = true;
+    out.push(b'{');
+    for (key, values) in &params {
+        push_key(out, &mut first, key);
+        if let [one] = values.as_slice() {
+            push_str(out, one);
+        } else {
+            out.push(b'[');
+            for (i, v) in values.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                push_str(out, v);
+            }
+            out.push(b']');
+        }
+    }
+    out.push(b'}');
+    Ok(())
+}

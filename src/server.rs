@@ -1,0 +1,96 @@
+//! Wiring: a validated `Config` becomes a pingora `Server` with the gateway on every listener.
+//! Startup problems (a busy port) are errors here, not a silent hang inside pingora's retries.
+
+use crate::config::Config;
+use crate::gateway::Gateway;
+use crate::snapshot::Snapshot;
+use arc_swap::ArcSwap;
+use async_trait::async_trait;
+use pingora::apps::HttpServerOptions;
+use pingora::server::configuration::ServerConf;
+use pingora::server::{RunArgs, Server, ShutdownSignal, ShutdownSignalWatch};
+use std::net::TcpListener;
+use std::sync::Arc;
+use tokio::sync::Notify;
+
+/// Pooled idle connections to function backends and upstreams, per worker thread.
+const POOL_PER_THREAD: usize = 256;
+
+/// Fails fast with a readable message when a listen address cannot be bound (pingora itself
+/// retries a busy port for 30 s and then panics inside the service).
+fn check_listeners(config: &Config) -> Result<(), String> {
+    let admin = config.server.admin_listen.iter();
+    for addr in config.server.listen.iter().chain(admin) {
+        TcpListener::bind(addr).map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+    }
+    Ok(())
+}
+
+/// Builds the server; nothing listens until [`run`].
+pub fn build(config: Config) -> Result<Server, String> {
+    check_listeners(&config)?;
+    let threads = config.server.threads;
+    let conf = ServerConf {
+        threads,
+        // pingora's default grace period is 300 s; ours comes from the config.
+        grace_period_seconds: Some(config.server.grace_period.as_secs_f64().ceil() as u64),
+        graceful_shutdown_timeout_seconds: Some(1),
+        upstream_keepalive_pool_size: POOL_PER_THREAD * threads,
+        ..ServerConf::default()
+    };
+    let listen = config.server.listen.clone();
+    let keepalive_requests = config.server.keepalive_requests;
+    let snapshot = Snapshot::new(config)?;
+    let state = Arc::new(ArcSwap::from_pointee(snapshot));
+
+    let mut server = Server::new_with_opt_and_conf(None, conf);
+    server.bootstrap();
+    let gateway = Gateway::new(state, POOL_PER_THREAD * threads);
+    let mut service =
+        pingora::proxy::http_proxy_service_with_name(&server.configuration, gateway, "fngate");
+    for addr in &listen {
+        service.add_tcp(&addr.to_string());
+    }
+    if let Some(app) = service.app_logic_mut() {
+        let mut options = HttpServerOptions::default();
+        options.keepalive_request_limit = keepalive_requests;
+        app.server_options = Some(options);
+    }
+    server.add_service(service);
+    Ok(server)
+}
+
+/// Runs until the process gets SIGTERM (graceful, `server.grace_period`), SIGINT (fast) or
+/// SIGQUIT (graceful upgrade).
+pub fn run_forever(config: Config) -> Result<(), String> {
+    build(config)?.run(RunArgs::default());
+    Ok(())
+}
+
+/// A shutdown switch for embedding the gateway (tests, benches): `stop()` ends `run_until`.
+#[derive(Clone, Default)]
+pub struct Stopper(Arc<Notify>);
+
+impl Stopper {
+    pub fn stop(&self) {
+        self.0.notify_one();
+    }
+}
+
+struct StopWatch(Arc<Notify>);
+
+#[async_trait]
+impl ShutdownSignalWatch for StopWatch {
+    async fn recv(&self) -> ShutdownSignal {
+        self.0.notified().await;
+        ShutdownSignal::FastShutdown
+    }
+}
+
+/// Runs on the calling thread until `stopper.stop()`.
+pub fn run_until(config: Config, stopper: &Stopper) -> Result<(), String> {
+    build(config)?.run(RunArgs {
+        shutdown_signal: Box::new(StopWatch(stopper.0.clone())),
+    });
+    Ok(())
+}

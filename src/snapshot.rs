@@ -1,0 +1,29 @@
+//! An immutable view of everything a request needs — config, route table, function clients —
+//! built off the hot path and swapped whole (`ArcSwap`) so that a reload is one store.
+
+use crate::config::Config;
+use crate::invoke::FunctionClient;
+use crate::routing::RouteTable;
+
+pub struct Snapshot {
+    pub config: Config,
+    pub table: RouteTable,
+    pub functions: Vec<FunctionClient>,
+}
+
+impl Snapshot {
+    pub fn new(config: Config) -> Result<Snapshot, String> {
+        let table = RouteTable::build(&config.routes).map_err(|c| {
+            c.iter()
+                .map(|c| c.message.as_str())
+                .collect::<Vec<_>>()
+                .join("; ")
+        })?;
+        let functions = config.functions.iter().map(FunctionClient::new).collect();
+        Ok(Snapshot {
+            config,
+            table,
+            functions,
+        })
+    }
+}
