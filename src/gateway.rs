@@ -149,8 +149,13 @@ impl Gateway {
         err: GatewayError,
         expose: bool,
     ) -> Result<()> {
-        if matches!(err, GatewayError::PayloadTooLarge { .. }) {
-            // The rest of an oversized body is not worth draining: close after answering.
+        // pingora closes a connection whose request body was left unread; drain a small one so
+        // that the client keeps its connection, and close after anything larger (413 included).
+        let small = declared_length(session).is_some_and(|len| len <= DRAIN_LIMIT);
+        let unread = !session.is_body_done();
+        if matches!(err, GatewayError::PayloadTooLarge { .. }) || (unread && !small) {
+            session.set_keepalive(None);
+        } else if unread && session.drain_request_body().await.is_err() {
             session.set_keepalive(None);
         }
         ctx.status = err.status();
@@ -158,6 +163,18 @@ impl Gateway {
         ctx.bytes_out = respond::error(session, &err, &ctx.request_id, expose).await?;
         Ok(())
     }
+}
+
+/// Unread request bodies up to this size are drained so that an error keeps the connection.
+const DRAIN_LIMIT: usize = 64 * 1024;
+
+fn declared_length(session: &Session) -> Option<usize> {
+    session
+        .req_header()
+        .headers
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<usize>().ok())
 }
 
 fn peer_ip(session: &Session) -> Option<IpAddr> {
@@ -174,12 +191,7 @@ async fn read_body(
     limit: usize,
 ) -> Result<std::result::Result<Bytes, GatewayError>> {
     let too_large = GatewayError::PayloadTooLarge { limit };
-    let declared = session
-        .req_header()
-        .headers
-        .get(http::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<usize>().ok());
+    let declared = declared_length(session);
     if declared.is_some_and(|len| len > limit) {
         return Ok(Err(too_large));
     }

@@ -1,0 +1,228 @@
+//! The gateway's own statuses (SPEC §4), pooling, balancing and load, on real sockets.
+
+mod support;
+use serde_json::json;
+use std::time::{Duration, Instant};
+use support::*;
+
+const OK: &str = r#"{"statusCode":200,"body":"ok"}"#;
+
+fn routes() -> &'static str {
+    "      - path: /items/{id}\n        methods: [GET, DELETE]\n        function: fn\n      - path: /small\n        function: fn\n        max_body_bytes: 10\n      - path: /slow\n        function: fn\n        timeout: 300ms\n"
+}
+
+#[test]
+fn not_found_and_method_not_allowed_keep_the_connection() {
+    let f = FakeFunction::start(|_| Scripted::ok(OK));
+    let g = Gateway::start(&function_config(&f.url(), "", routes()));
+    let mut c = g.client();
+    let r = c.get("/nothing/here");
+    assert_eq!(
+        (r.status, r.header("x-fngate-error")),
+        (404, Some("ROUTE_NOT_FOUND"))
+    );
+    assert_eq!(r.json()["error"], "ROUTE_NOT_FOUND");
+    let r = c.request("POST", "/items/1", &[], b"ignored body");
+    assert_eq!(
+        (r.status, r.header("x-fngate-error")),
+        (405, Some("METHOD_NOT_ALLOWED"))
+    );
+    assert_eq!(r.header("allow"), Some("DELETE, GET, HEAD"));
+    let r = c.request("HEAD", "/items/1", &[], b"");
+    assert_eq!(r.status, 200, "HEAD is served by the GET route");
+    assert_eq!(
+        c.get("/items/1").text(),
+        "ok",
+        "same connection still works"
+    );
+    assert!(f.events().len() == 2);
+}
+
+#[test]
+fn oversized_bodies_are_413_before_any_call() {
+    let f = FakeFunction::start(|_| Scripted::ok(OK));
+    let g = Gateway::start(&function_config(&f.url(), "", routes()));
+    // Declared too large: answered without reading the body, then closed.
+    let mut c = g.client();
+    c.send_raw(
+        b"POST /small HTTP/1.1\r\nHost: t\r\nContent-Length: 11\r\nExpect: 100-continue\r\n\r\n",
+    );
+    let r = c.read_response(false);
+    assert_eq!(
+        (r.status, r.header("x-fngate-error")),
+        (413, Some("PAYLOAD_TOO_LARGE"))
+    );
+    assert!(c.is_closed());
+    // Streamed (chunked) past the limit.
+    let mut c = g.client();
+    c.send_raw(b"POST /small HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n6\r\nabcdef\r\n6\r\nghijkl\r\n0\r\n\r\n");
+    assert_eq!(c.read_response(false).status, 413);
+    // At the limit is fine.
+    assert_eq!(
+        g.client()
+            .request("POST", "/small", &[], b"0123456789")
+            .status,
+        200
+    );
+    assert_eq!(
+        f.events().len(),
+        1,
+        "only the request within the limit reached the function"
+    );
+}
+
+#[test]
+fn dead_backend_is_502_fast() {
+    let dead = format!("http://127.0.0.1:{}/invoke", free_port());
+    let g = Gateway::start(&function_config(&dead, "", routes()));
+    let mut c = g.client();
+    let started = Instant::now();
+    let r = c.get("/items/1");
+    assert_eq!(
+        (r.status, r.header("x-fngate-error")),
+        (502, Some("FUNCTION_UNREACHABLE"))
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(c.get("/items/1").status, 502, "connection still usable");
+}
+
+#[test]
+fn hanging_backend_is_504_at_the_route_timeout() {
+    let f = FakeFunction::start(|_| Scripted {
+        delay: Duration::from_secs(5),
+        ..Scripted::ok(OK)
+    });
+    let g = Gateway::start(&function_config(&f.url(), "", routes()));
+    let mut c = g.client();
+    let started = Instant::now();
+    let r = c.get("/slow");
+    let took = started.elapsed();
+    assert_eq!(
+        (r.status, r.header("x-fngate-error")),
+        (504, Some("FUNCTION_TIMEOUT"))
+    );
+    assert!(
+        took >= Duration::from_millis(300) && took < Duration::from_millis(1500),
+        "{took:?}"
+    );
+    let deadline: u64 = f
+        .last_event()
+        .header("x-fngate-deadline-ms")
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(deadline, 300);
+}
+
+#[test]
+fn function_timeout_is_the_default_for_its_routes() {
+    let f = FakeFunction::start(|_| Scripted {
+        delay: Duration::from_secs(5),
+        ..Scripted::ok(OK)
+    });
+    let g = Gateway::start(&function_config(&f.url(), "    timeout: 250ms\n", routes()));
+    let started = Instant::now();
+    assert_eq!(g.client().get("/items/1").status, 504);
+    assert!(started.elapsed() < Duration::from_millis(1200));
+    assert_eq!(f.last_event().header("x-fngate-deadline-ms"), Some("250"));
+}
+
+#[test]
+fn backend_closing_before_reply_is_502() {
+    let f = FakeFunction::start(|_| Scripted {
+        close: true,
+        ..Scripted::ok(OK)
+    });
+    let g = Gateway::start(&function_config(&f.url(), "", routes()));
+    let r = g.client().get("/items/1");
+    assert_eq!(
+        (r.status, r.header("x-fngate-error")),
+        (502, Some("FUNCTION_UNREACHABLE"))
+    );
+}
+
+#[test]
+fn stale_pooled_connections_are_retried_on_a_fresh_one() {
+    // The backend answers, then closes the connection without saying so: every pooled
+    // connection is stale by the next request.
+    let f = FakeFunction::start(|_| Scripted {
+        hangup_after: true,
+        ..Scripted::ok(OK)
+    });
+    let g = Gateway::start(&function_config(&f.url(), "", routes()));
+    let mut c = g.client();
+    for i in 0..20 {
+        let r = c.get("/items/1");
+        assert_eq!(r.status, 200, "request {i}: {}", r.text());
+    }
+    assert_eq!(
+        f.events().len(),
+        20,
+        "each request reached the function exactly once"
+    );
+}
+
+#[test]
+fn thousand_requests_over_hundred_connections_all_correct_and_pooled() {
+    let f = FakeFunction::start(|rec| {
+        let id = rec.json()["detail"]["pathParameters"]["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        Scripted::json(
+            json!({"statusCode": 200, "headers": {"x-id": id}, "body": format!("item {id}")}),
+        )
+    });
+    let g = Gateway::start(&function_config(&f.url(), "", routes()));
+    let addr = g.addr;
+    let threads: Vec<_> = (0..100)
+        .map(|conn| {
+            std::thread::spawn(move || {
+                let mut c = Client::connect(addr);
+                for i in 0..10 {
+                    let id = format!("{conn}-{i}");
+                    let r = c.get(&format!("/items/{id}"));
+                    assert_eq!(r.status, 200);
+                    assert_eq!(r.header("x-id"), Some(id.as_str()));
+                    assert_eq!(r.text(), format!("item {id}"));
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().expect("all replies correct");
+    }
+    assert_eq!(f.events().len(), 1000);
+    let conns = f.connections();
+    assert!(
+        conns <= 150,
+        "the pool reuses backend connections: {conns} for 1000 requests"
+    );
+}
+
+#[test]
+fn round_robin_over_endpoints_skips_a_dead_one() {
+    let a = FakeFunction::start(|_| Scripted::ok(OK));
+    let b = FakeFunction::start(|_| Scripted::ok(OK));
+    let dead = format!("http://127.0.0.1:{}/invoke", free_port());
+    let yaml = function_config(&a.url(), "", routes()).replace(
+        &format!("[\"{}\"]", a.url()),
+        &format!("[\"{}\", \"{}\", \"{dead}\"]", a.url(), b.url()),
+    );
+    let g = Gateway::start(&yaml);
+    let mut c = g.client();
+    for _ in 0..30 {
+        assert_eq!(
+            c.get("/items/1").status,
+            200,
+            "a dead endpoint never fails a request"
+        );
+    }
+    let (na, nb) = (a.events().len(), b.events().len());
+    assert_eq!(na + nb, 30);
+    assert!(na >= 10 && nb >= 10, "balanced: {na} / {nb}");
+}

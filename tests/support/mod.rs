@@ -1,0 +1,439 @@
+//! Shared test harness: free ports, an in-process gateway that shuts down fast when dropped,
+//! fake function backends that record events and answer scripted replies, and a raw HTTP/1.1
+//! client that shows exactly what goes over the wire.
+#![allow(dead_code)]
+
+use serde_json::Value;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+pub fn wait_listening(addr: SocketAddr) {
+    let until = Instant::now() + Duration::from_secs(15);
+    while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
+        assert!(Instant::now() < until, "nothing listening on {addr}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The gateway running in this process; dropping it shuts it down.
+pub struct Gateway {
+    pub addr: SocketAddr,
+    stopper: fngate::server::Stopper,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Gateway {
+    /// Starts a gateway on a free port; `rest` is the YAML after the `server:` section.
+    pub fn start(rest: &str) -> Gateway {
+        Gateway::start_with_server("", rest)
+    }
+
+    /// Like `start`, with extra keys for the `server:` section (indented two spaces).
+    pub fn start_with_server(server_extra: &str, rest: &str) -> Gateway {
+        let port = free_port();
+        let yaml = format!(
+            "server:\n  listen: [\"127.0.0.1:{port}\"]\n  threads: 2\n  grace_period: 0s\n{server_extra}{rest}"
+        );
+        let config =
+            fngate::config::Config::from_yaml(&yaml, std::path::Path::new("."), "test.yaml")
+                .unwrap_or_else(|e| panic!("test config is invalid: {e}\n{yaml}"));
+        let stopper = fngate::server::Stopper::default();
+        let stop = stopper.clone();
+        let thread = std::thread::spawn(move || {
+            fngate::server::run_until(config, &stop).expect("gateway runs");
+        });
+        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        wait_listening(addr);
+        Gateway {
+            addr,
+            stopper,
+            thread: Some(thread),
+        }
+    }
+
+    pub fn client(&self) -> Client {
+        Client::connect(self.addr)
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        self.stopper.stop();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// What a fake function received.
+#[derive(Debug, Clone)]
+pub struct Recorded {
+    pub path: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Recorded {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).expect("the event is JSON")
+    }
+}
+
+/// How a fake function answers one request.
+#[derive(Debug, Clone)]
+pub struct Scripted {
+    pub status: u16,
+    pub body: Vec<u8>,
+    pub delay: Duration,
+    /// Close the connection instead of answering.
+    pub close: bool,
+    /// Answer, then close the connection without saying so (a stale pooled connection).
+    pub hangup_after: bool,
+}
+
+impl Scripted {
+    pub fn ok(body: impl Into<Vec<u8>>) -> Scripted {
+        Scripted {
+            status: 200,
+            body: body.into(),
+            delay: Duration::ZERO,
+            close: false,
+            hangup_after: false,
+        }
+    }
+    pub fn json(v: Value) -> Scripted {
+        Scripted::ok(v.to_string())
+    }
+}
+
+type Script = Arc<dyn Fn(&Recorded) -> Scripted + Send + Sync>;
+
+struct FakeState {
+    events: Mutex<Vec<Recorded>>,
+    connections: AtomicUsize,
+    script: Script,
+}
+
+/// A function backend on a real loopback socket, speaking HTTP/1.1 keep-alive.
+pub struct FakeFunction {
+    pub addr: SocketAddr,
+    state: Arc<FakeState>,
+    runtime: Option<tokio::runtime::Runtime>,
+}
+
+impl FakeFunction {
+    pub fn start(script: impl Fn(&Recorded) -> Scripted + Send + Sync + 'static) -> FakeFunction {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let listener = runtime
+            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+            .unwrap();
+        let addr = listener.local_addr().unwrap();
+        let state = Arc::new(FakeState {
+            events: Mutex::new(Vec::new()),
+            connections: AtomicUsize::new(0),
+            script: Arc::new(script),
+        });
+        let st = state.clone();
+        runtime.spawn(async move {
+            while let Ok((conn, _)) = listener.accept().await {
+                st.connections.fetch_add(1, Ordering::SeqCst);
+                tokio::spawn(serve_conn(conn, st.clone()));
+            }
+        });
+        FakeFunction {
+            addr,
+            state,
+            runtime: Some(runtime),
+        }
+    }
+
+    /// Answers every event with this reply (a JSON value).
+    pub fn replying(v: Value) -> FakeFunction {
+        FakeFunction::start(move |_| Scripted::json(v.clone()))
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}/invoke", self.addr)
+    }
+    pub fn events(&self) -> Vec<Recorded> {
+        self.state.events.lock().unwrap().clone()
+    }
+    pub fn last_event(&self) -> Recorded {
+        self.events().pop().expect("the function was called")
+    }
+    pub fn connections(&self) -> usize {
+        self.state.connections.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for FakeFunction {
+    fn drop(&mut self) {
+        if let Some(rt) = self.runtime.take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
+async fn serve_conn(mut conn: tokio::net::TcpStream, st: Arc<FakeState>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut buf = Vec::new();
+    loop {
+        let head_end = loop {
+            if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                break i + 4;
+            }
+            let mut chunk = [0u8; 8192];
+            match conn.read(&mut chunk).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            }
+        };
+        let mut headers = [httparse::EMPTY_HEADER; 64];
+        let mut req = httparse::Request::new(&mut headers);
+        if req.parse(&buf[..head_end]).is_err() {
+            return;
+        }
+        let path = req.path.unwrap_or("").to_owned();
+        let headers: Vec<(String, String)> = req
+            .headers
+            .iter()
+            .map(|h| {
+                (
+                    h.name.to_ascii_lowercase(),
+                    String::from_utf8_lossy(h.value).into(),
+                )
+            })
+            .collect();
+        let len: usize = headers
+            .iter()
+            .find(|(n, _)| n == "content-length")
+            .and_then(|(_, v)| v.parse().ok())
+            .unwrap_or(0);
+        while buf.len() < head_end + len {
+            let mut chunk = [0u8; 65536];
+            match conn.read(&mut chunk).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            }
+        }
+        let rec = Recorded {
+            path,
+            headers,
+            body: buf[head_end..head_end + len].to_vec(),
+        };
+        buf.drain(..head_end + len);
+        st.events.lock().unwrap().push(rec.clone());
+        let reply = (st.script)(&rec);
+        tokio::time::sleep(reply.delay).await;
+        if reply.close {
+            return;
+        }
+        let head = format!(
+            "HTTP/1.1 {} Scripted\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
+            reply.status,
+            reply.body.len()
+        );
+        if conn.write_all(head.as_bytes()).await.is_err()
+            || conn.write_all(&reply.body).await.is_err()
+            || reply.hangup_after
+        {
+            return;
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Response {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+    pub fn header_all(&self, name: &str) -> Vec<&str> {
+        self.headers
+            .iter()
+            .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+            .collect()
+    }
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| {
+            panic!(
+                "body is not JSON ({e}): {}",
+                String::from_utf8_lossy(&self.body)
+            )
+        })
+    }
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+/// A raw HTTP/1.1 client over one TCP connection.
+pub struct Client {
+    reader: BufReader<TcpStream>,
+}
+
+impl Client {
+    pub fn connect(addr: SocketAddr) -> Client {
+        let stream = TcpStream::connect(addr).expect("connect");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(20)))
+            .unwrap();
+        stream.set_nodelay(true).unwrap();
+        Client {
+            reader: BufReader::new(stream),
+        }
+    }
+
+    pub fn send_raw(&mut self, bytes: &[u8]) {
+        self.reader.get_mut().write_all(bytes).expect("write");
+    }
+
+    /// Sends a request with Host and (for a body) Content-Length, and reads the response.
+    pub fn request(
+        &mut self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> Response {
+        let mut head = format!("{method} {path} HTTP/1.1\r\nHost: test\r\n");
+        for (n, v) in headers {
+            head.push_str(&format!("{n}: {v}\r\n"));
+        }
+        if !body.is_empty() || method == "POST" || method == "PUT" {
+            head.push_str(&format!("Content-Length: {}\r\n", body.len()));
+        }
+        head.push_str("\r\n");
+        let mut bytes = head.into_bytes();
+        bytes.extend_from_slice(body);
+        self.send_raw(&bytes);
+        self.read_response(method == "HEAD")
+    }
+
+    pub fn get(&mut self, path: &str) -> Response {
+        self.request("GET", path, &[], b"")
+    }
+
+    /// Reads an interim (1xx) response: its status line, then headers up to the blank line.
+    pub fn read_status_line(&mut self) -> String {
+        let mut line = String::new();
+        self.reader.read_line(&mut line).expect("status line");
+        loop {
+            let mut h = String::new();
+            self.reader.read_line(&mut h).expect("interim header");
+            if h.trim_end().is_empty() {
+                return line;
+            }
+        }
+    }
+
+    pub fn read_response(&mut self, head_only: bool) -> Response {
+        let mut line = String::new();
+        self.reader.read_line(&mut line).expect("status line");
+        let status: u16 = line
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| panic!("bad status line {line:?}"));
+        let mut headers = Vec::new();
+        loop {
+            let mut h = String::new();
+            self.reader.read_line(&mut h).expect("header line");
+            let h = h.trim_end();
+            if h.is_empty() {
+                break;
+            }
+            let (n, v) = h.split_once(':').expect("header has a colon");
+            headers.push((n.trim().to_owned(), v.trim().to_owned()));
+        }
+        let mut resp = Response {
+            status,
+            headers,
+            body: Vec::new(),
+        };
+        if status == 100 {
+            return self.read_response(head_only);
+        }
+        if head_only || status == 204 || status == 304 {
+            return resp;
+        }
+        if resp
+            .header("transfer-encoding")
+            .is_some_and(|v| v.eq_ignore_ascii_case("chunked"))
+        {
+            loop {
+                let mut size = String::new();
+                self.reader.read_line(&mut size).unwrap();
+                let n = usize::from_str_radix(size.trim(), 16).expect("chunk size");
+                let mut chunk = vec![0; n + 2];
+                self.reader.read_exact(&mut chunk).unwrap();
+                if n == 0 {
+                    break;
+                }
+                resp.body.extend_from_slice(&chunk[..n]);
+            }
+        } else if let Some(len) = resp.header("content-length").and_then(|v| v.parse().ok()) {
+            resp.body = vec![0; len];
+            self.reader.read_exact(&mut resp.body).expect("body");
+        }
+        resp
+    }
+
+    /// True when the server has closed this connection (EOF or reset within a short wait).
+    pub fn is_closed(&mut self) -> bool {
+        let stream = self.reader.get_ref();
+        stream
+            .set_read_timeout(Some(Duration::from_millis(300)))
+            .unwrap();
+        let mut b = [0u8; 1];
+        let closed = match self.reader.read(&mut b) {
+            Ok(0) => true,
+            Ok(_) => false,
+            Err(e) => !matches!(
+                e.kind(),
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+            ),
+        };
+        self.reader
+            .get_ref()
+            .set_read_timeout(Some(Duration::from_secs(20)))
+            .unwrap();
+        closed
+    }
+}
+
+/// The YAML of one function and one API with the given routes.
+pub fn function_config(url: &str, extra_function: &str, routes: &str) -> String {
+    format!(
+        "gateway:\n  region: cn-north-1\n  account_id: \"594035263019\"\n  owner_pin: \"594035263019\"\nfunctions:\n  fn:\n    endpoints: [\"{url}\"]\n{extra_function}apis:\n  - id: testsvc\n    stage: test\n    routes:\n{routes}"
+    )
+}
