@@ -153,9 +153,9 @@ impl Gateway {
         // that the client keeps its connection, and close after anything larger (413 included).
         let small = declared_length(session).is_some_and(|len| len <= DRAIN_LIMIT);
         let unread = !session.is_body_done();
-        if matches!(err, GatewayError::PayloadTooLarge { .. }) || (unread && !small) {
-            session.set_keepalive(None);
-        } else if unread && session.drain_request_body().await.is_err() {
+        let too_large = matches!(err, GatewayError::PayloadTooLarge { .. });
+        let keep = !unread || (small && !too_large && session.drain_request_body().await.is_ok());
+        if !keep {
             session.set_keepalive(None);
         }
         ctx.status = err.status();

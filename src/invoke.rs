@@ -230,7 +230,7 @@ async fn exchange(
     event: &Bytes,
     max_reply: usize,
 ) -> Result<Invocation, Exchange> {
-    let before = |e: Box<pingora::Error>| Exchange::BeforeReply(format!("{}", e.etype().as_str()));
+    let before = |e: Box<pingora::Error>| Exchange::BeforeReply(e.etype().as_str().to_owned());
     s.write_request_header(Box::new(header))
         .await
         .map_err(before)?;

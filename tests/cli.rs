@@ -1,0 +1,158 @@
+//! The `fngate` binary: `-t` config checks with line and column, the example config, a busy
+//! port as a clear startup error, and SIGTERM honouring `server.grace_period`.
+
+mod support;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+use support::*;
+
+fn fngate() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_fngate"))
+}
+
+fn write_config(name: &str, yaml: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("fngate-cli-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(name);
+    std::fs::write(&path, yaml).unwrap();
+    path
+}
+
+/// Runs `fngate -c FILE -t`; returns (exit code, stderr).
+fn check(yaml: &str) -> (i32, String) {
+    let path = write_config("c.yaml", yaml);
+    let out = fngate().arg("-c").arg(&path).arg("-t").output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+const HEAD: &str = "server:\n  listen: [\"127.0.0.1:8080\"]\n";
+
+#[test]
+fn the_example_config_is_valid() {
+    let conf = concat!(env!("CARGO_MANIFEST_DIR"), "/conf/fngate.yaml");
+    let out = fngate().args(["-c", conf, "-t"]).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn each_class_of_config_error_has_line_and_column() {
+    let f = "functions:\n  hello:\n    endpoints: [\"http://127.0.0.1:9000/invoke\"]\n";
+    let cases: Vec<(String, &str, &str)> = vec![
+        (format!("{HEAD}bogus: 1\n"), ":3:1:", "unknown field"),
+        (format!("{HEAD}{f}apis:\n  - id: a\n    routes:\n      - path: /x\n        methodz: [GET]\n        function: hello\n"), ":10:9:", "methodz"),
+        (format!("{HEAD}server:\n  listen: []\n"), ":3:1:", "duplicate"),
+        (format!("{HEAD}{f}    timeout: 3 parsecs\n"), ":6:14:", "invalid duration"),
+        (format!("{HEAD}{f}    timeout: ${{FNGATE_TEST_UNSET_VARIABLE}}\n"), ":6:14:", "FNGATE_TEST_UNSET_VARIABLE is not set"),
+        (format!("{HEAD}functions:\n  hello:\n    endpoints: [\"ftp://x/y\"]\n"), ":5:17:", "not an http:// URL"),
+        (format!("{HEAD}functions:\n  hello:\n    endpoints: []\n"), ":5:5:", "`endpoints` is empty"),
+        (format!("{HEAD}{f}apis:\n  - id: a\n    routes:\n      - path: /x\n        function: nope\n"), ":10:19:", "unknown function \"nope\""),
+        (format!("{HEAD}{f}apis:\n  - id: a\n    routes:\n      - path: /u/{{id}}\n        methods: [GET]\n        function: hello\n      - path: /u/{{name}}\n        methods: [GET]\n        function: hello\n"), ":12:15:", "conflicts"),
+        (format!("{HEAD}{f}apis:\n  - id: a\n    routes:\n      - path: /u\n        methods: [GET]\n        function: hello\n      - path: /u\n        methods: [POST, GET]\n        function: hello\n"), ":12:15:", "declared twice for GET"),
+        (format!("{HEAD}{f}apis:\n  - id: a\n    routes:\n      - path: /u\n        upstream: \"http://127.0.0.1:1/p\"\n"), ":10:19:", "takes no path"),
+        ("server:\n  listen: [\"not an address\"]\n".into(), ":2:12:", "not an address"),
+        ("server: [unclosed\n".into(), ":1:9:", "expected"),
+    ];
+    for (yaml, position, message) in cases {
+        let (code, err) = check(&yaml);
+        assert_eq!(code, 1, "should be rejected:\n{yaml}");
+        assert!(
+            err.contains(position) && err.contains(message),
+            "{err:?} should contain {position} and {message:?}\n{yaml}"
+        );
+    }
+}
+
+#[test]
+fn environment_variables_are_substituted() {
+    let path = write_config("env.yaml", &format!("{HEAD}functions:\n  hello:\n    endpoints: [\"http://127.0.0.1:${{FNGATE_TEST_PORT}}/invoke\"]\n    timeout: ${{FNGATE_TEST_TIMEOUT}}\n"));
+    let ok = fngate()
+        .arg("-c")
+        .arg(&path)
+        .arg("-t")
+        .env("FNGATE_TEST_PORT", "9000")
+        .env("FNGATE_TEST_TIMEOUT", "2s")
+        .output()
+        .unwrap();
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    let bad = fngate()
+        .arg("-c")
+        .arg(&path)
+        .arg("-t")
+        .env("FNGATE_TEST_PORT", "9000")
+        .env("FNGATE_TEST_TIMEOUT", "soon")
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(1));
+}
+
+#[test]
+fn a_busy_port_is_a_clear_startup_error() {
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = busy.local_addr().unwrap().port();
+    let path = write_config(
+        "busy.yaml",
+        &format!("server:\n  listen: [\"127.0.0.1:{port}\"]\n"),
+    );
+    let started = Instant::now();
+    let out = fngate()
+        .arg("-c")
+        .arg(&path)
+        .stdout(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(started.elapsed() < Duration::from_secs(5));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!("cannot listen on 127.0.0.1:{port}")) && err.contains("in use"),
+        "{err}"
+    );
+}
+
+#[test]
+fn sigterm_drains_for_the_grace_period_then_exits() {
+    let port = free_port();
+    let path = write_config(
+        "term.yaml",
+        &format!("server:\n  listen: [\"127.0.0.1:{port}\"]\n  grace_period: 1s\n  threads: 1\n"),
+    );
+    let mut child = fngate()
+        .arg("-c")
+        .arg(&path)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_listening(format!("127.0.0.1:{port}").parse().unwrap());
+    let sent = Instant::now();
+    let kill = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let until = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(Instant::now() < until, "still running 10 s after SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let took = sent.elapsed();
+    assert!(status.success(), "{status:?}");
+    assert!(
+        took >= Duration::from_millis(900) && took < Duration::from_secs(5),
+        "exit after {took:?}"
+    );
+}
