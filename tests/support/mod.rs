@@ -75,6 +75,14 @@ impl Drop for Gateway {
     }
 }
 
+/// The first value of a header, by case-insensitive name.
+fn header_in<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    headers
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.as_str())
+}
+
 /// What a fake function received.
 #[derive(Debug, Clone)]
 pub struct Recorded {
@@ -85,10 +93,7 @@ pub struct Recorded {
 
 impl Recorded {
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        header_in(&self.headers, name)
     }
     pub fn json(&self) -> Value {
         serde_json::from_slice(&self.body).expect("the event is JSON")
@@ -271,10 +276,7 @@ pub struct Response {
 
 impl Response {
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        header_in(&self.headers, name)
     }
     pub fn header_all(&self, name: &str) -> Vec<&str> {
         self.headers
