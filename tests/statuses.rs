@@ -226,3 +226,17 @@ fn round_robin_over_endpoints_skips_a_dead_one() {
     assert_eq!(na + nb, 30);
     assert!(na >= 10 && nb >= 10, "balanced: {na} / {nb}");
 }
+
+#[test]
+fn idle_client_connections_are_closed_after_the_keepalive_timeout() {
+    let f = FakeFunction::start(|_| Scripted::ok(OK));
+    let g = Gateway::start_with_server(
+        "  keepalive_timeout: 1s\n",
+        &function_config(&f.url(), "", routes()),
+    );
+    let mut c = g.client();
+    assert_eq!(c.get("/items/1").status, 200);
+    assert!(!c.is_closed(), "open right after a request");
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(c.is_closed(), "closed after 1 s idle");
+}
