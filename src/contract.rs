@@ -18,15 +18,40 @@ pub struct Reply {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Violation {
-    /// JSON pointer of the offending field (`/` for the whole reply).
+    /// JSON pointer of the offending field (empty for the whole reply).
     pub pointer: String,
     pub problem: String,
 }
 
 impl std::fmt::Display for Violation {
     fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-        write!(f, "{}: {}", self.pointer, self.problem)
+        match self.pointer.is_empty() {
+            true => f.write_str(&self.problem),
+            false => write!(f, "{}: {}", self.pointer, self.problem),
+        }
     }
+}
+
+/// What a runtime's error answer (non-2xx) says was raised, from the Lambda-style
+/// `{"errorType", "errorMessage"}` body the project's runtime sends; `None` for any other body.
+pub fn raised(body: &[u8]) -> Option<String> {
+    #[derive(Deserialize)]
+    struct RuntimeError {
+        #[serde(rename = "errorType")]
+        error_type: String,
+        #[serde(rename = "errorMessage", default)]
+        error_message: String,
+    }
+    const MAX_CHARS: usize = 300;
+    let e: RuntimeError = serde_json::from_slice(body).ok()?;
+    let text = match e.error_message.is_empty() {
+        true => e.error_type,
+        false => format!("{}: {}", e.error_type, e.error_message),
+    };
+    Some(match text.char_indices().nth(MAX_CHARS) {
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+        None => text,
+    })
 }
 
 fn violation(pointer: impl Into<String>, problem: impl Into<String>) -> Violation {

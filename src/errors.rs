@@ -7,12 +7,20 @@ use std::time::Duration;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum GatewayError {
     RouteNotFound,
-    MethodNotAllowed { allow: String },
+    MethodNotAllowed {
+        allow: String,
+    },
     BadRequest(String),
-    PayloadTooLarge { limit: usize },
+    PayloadTooLarge {
+        limit: usize,
+    },
     UnsupportedBody,
     FunctionUnreachable(String),
-    FunctionError { status: u16 },
+    /// The runtime answered non-2xx; `raised` is what it said the function raised.
+    FunctionError {
+        status: u16,
+        raised: Option<String>,
+    },
     ResponseInvalid(Violation),
     FunctionTimeout(Duration),
 }
@@ -61,9 +69,10 @@ impl GatewayError {
                     .into()
             }
             Self::FunctionUnreachable(why) => format!("the function could not be reached: {why}"),
-            Self::FunctionError { status } => {
-                format!("the function raised an error (its runtime answered {status})")
-            }
+            Self::FunctionError { status, raised } => match raised {
+                Some(what) => format!("the function raised {what} (its runtime answered {status})"),
+                None => format!("the function raised an error (its runtime answered {status})"),
+            },
             Self::ResponseInvalid(v) => format!("the function's reply breaks the contract: {v}"),
             Self::FunctionTimeout(t) => {
                 format!(

@@ -120,7 +120,10 @@ impl Gateway {
                 })))
             }
             Ok(Ok(inv)) if !(200..300).contains(&inv.status) => {
-                return Ok(Some(GatewayError::FunctionError { status: inv.status }))
+                return Ok(Some(GatewayError::FunctionError {
+                    status: inv.status,
+                    raised: contract::raised(&inv.body),
+                }))
             }
             Ok(Ok(inv)) => inv,
         };

@@ -16,3 +16,4 @@ pub mod respond;
 pub mod routing;
 pub mod server;
 pub mod snapshot;
+pub mod supervisor;

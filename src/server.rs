@@ -1,9 +1,12 @@
-//! Wiring: a validated `Config` becomes a pingora `Server` with the gateway on every listener.
-//! Startup problems (a busy port) are errors here, not a silent hang inside pingora's retries.
+//! Wiring: a validated `Config` becomes a pingora `Server` with the gateway on every listener,
+//! after the supervised functions have been started. Startup problems (a busy port) are errors
+//! here, not a silent hang inside pingora's retries. Functions are stopped only after the server
+//! has drained, so in-flight requests can finish.
 
 use crate::config::Config;
 use crate::gateway::Gateway;
 use crate::snapshot::Snapshot;
+use crate::supervisor::Supervisor;
 use arc_swap::ArcSwap;
 use async_trait::async_trait;
 use pingora::apps::HttpServerOptions;
@@ -26,9 +29,10 @@ fn check_listeners(config: &Config) -> Result<(), String> {
     Ok(())
 }
 
-/// Builds the server; nothing listens until [`run`].
-pub fn build(config: Config) -> Result<Server, String> {
+/// Starts the supervised functions and builds the server; nothing listens until it runs.
+fn build(mut config: Config) -> Result<(Server, Supervisor), String> {
     check_listeners(&config)?;
+    let supervisor = Supervisor::start(&mut config)?;
     let threads = config.server.threads;
     let conf = ServerConf {
         threads,
@@ -57,13 +61,15 @@ pub fn build(config: Config) -> Result<Server, String> {
         app.server_options = Some(options);
     }
     server.add_service(service);
-    Ok(server)
+    Ok((server, supervisor))
 }
 
 /// Runs until the process gets SIGTERM (graceful, `server.grace_period`), SIGINT (fast) or
 /// SIGQUIT (graceful upgrade).
 pub fn run_forever(config: Config) -> Result<(), String> {
-    build(config)?.run(RunArgs::default());
+    let (server, supervisor) = build(config)?;
+    server.run(RunArgs::default());
+    supervisor.stop();
     Ok(())
 }
 
@@ -89,8 +95,10 @@ impl ShutdownSignalWatch for StopWatch {
 
 /// Runs on the calling thread until `stopper.stop()`.
 pub fn run_until(config: Config, stopper: &Stopper) -> Result<(), String> {
-    build(config)?.run(RunArgs {
+    let (server, supervisor) = build(config)?;
+    server.run(RunArgs {
         shutdown_signal: Box::new(StopWatch(stopper.0.clone())),
     });
+    supervisor.stop();
     Ok(())
 }

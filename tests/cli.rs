@@ -58,6 +58,12 @@ fn each_class_of_config_error_has_line_and_column() {
         (format!("{HEAD}{f}apis:\n  - id: a\n    routes:\n      - path: /u\n        upstream: \"http://127.0.0.1:1/p\"\n"), ":10:19:", "takes no path"),
         ("server:\n  listen: [\"not an address\"]\n".into(), ":2:12:", "not an address"),
         ("server: [unclosed\n".into(), ":1:9:", "expected"),
+        (format!("{HEAD}functions:\n  hello:\n    command: [\"no-such-program-xyz\"]\n"), ":5:14:", "program \"no-such-program-xyz\" is not found in PATH"),
+        (format!("{HEAD}functions:\n  hello:\n    command: [\"./missing.sh\"]\n"), ":5:14:", "missing.sh does not exist"),
+        (format!("{HEAD}functions:\n  hello:\n    command: [\"python3\"]\n    workdir: nowhere\n"), ":6:14:", "is not a directory"),
+        (format!("{HEAD}functions:\n  hello:\n    command: [\"python3\"]\n    env: {{PORT: \"1\"}}\n"), ":6:10:", "env PORT is set by the gateway"),
+        (format!("{HEAD}functions:\n  hello:\n    command: [\"python3\"]\n    instances: 0\n"), ":6:16:", "instances must be at least 1"),
+        (format!("{HEAD}{f}    instances: 2\n"), ":6:16:", "`instances` applies only to `command` functions"),
     ];
     for (yaml, position, message) in cases {
         let (code, err) = check(&yaml);

@@ -69,12 +69,13 @@ pub struct ErrorsFile {
 #[serde(deny_unknown_fields)]
 pub struct FunctionFile {
     pub endpoints: Option<Vec<Spanned<Text>>>,
-    pub command: Option<Vec<Text>>,
+    pub command: Option<Spanned<Vec<Text>>>,
     pub timeout: Option<Dur>,
-    pub instances: Option<Scalar<usize>>,
-    #[serde(default)]
-    pub env: BTreeMap<String, Text>,
-    pub workdir: Option<Text>,
+    pub instances: Option<Spanned<Scalar<usize>>>,
+    pub env: Option<Spanned<BTreeMap<String, Text>>>,
+    pub workdir: Option<Spanned<Text>>,
+    /// How long a started instance may take to accept connections before start-up goes on.
+    pub start_timeout: Option<Spanned<Dur>>,
     pub memory_mb: Option<Scalar<u32>>,
     pub max_reply_bytes: Option<Scalar<usize>>,
 }

@@ -1,6 +1,7 @@
 //! Configuration: the YAML file (`file`), `${ENV}` expansion and scalar parsing (`value`), and
 //! the semantic checks (`validate`) that turn it into an immutable, validated [`Config`].
 
+pub mod command;
 mod file;
 mod validate;
 pub mod value;
@@ -16,6 +17,8 @@ pub const DEFAULT_FUNCTION_TIMEOUT: Duration = Duration::from_secs(30);
 /// 6 MiB, JD Cloud's and AWS Lambda's synchronous payload limit.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 6 * 1024 * 1024;
 pub const DEFAULT_MAX_REPLY_BYTES: usize = 6 * 1024 * 1024;
+/// A supervised instance that has not opened its port by then is reported; start-up goes on.
+pub const DEFAULT_START_TIMEOUT: Duration = Duration::from_secs(10);
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -72,10 +75,15 @@ pub struct Endpoint {
 /// A function process the gateway starts itself (supervised; see SPEC §3).
 #[derive(Debug, Clone)]
 pub struct Command {
-    pub argv: Vec<String>,
+    /// A bare name (looked up in PATH when started) or a path resolved against `workdir`.
+    pub program: PathBuf,
+    /// Arguments as written; `{port}` is replaced when an instance starts.
+    pub args: Vec<String>,
     pub instances: usize,
+    /// The function's own `env:`, on top of the gateway's environment.
     pub env: Vec<(String, String)>,
     pub workdir: PathBuf,
+    pub start_timeout: Duration,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

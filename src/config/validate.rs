@@ -19,7 +19,7 @@ fn at(loc: &Location, message: impl Into<String>) -> Problem {
     }
 }
 
-fn at_span<T>(s: &Spanned<T>, message: impl Into<String>) -> Problem {
+pub(super) fn at_span<T>(s: &Spanned<T>, message: impl Into<String>) -> Problem {
     at(&s.referenced, message)
 }
 
@@ -265,25 +265,13 @@ fn function(
             Err(m) => problems.push(at_span(e, format!("function {name:?}: {m}"))),
         }
     }
-    let command = spec.command.as_ref().map(|argv| {
-        if argv.is_empty() {
-            problems.push(at_span(f, format!("function {name:?}: `command` is empty")));
+    let command = match &spec.command {
+        Some(argv) => super::command::command(name, spec, argv, base_dir, problems),
+        None => {
+            super::command::reject_command_keys(name, spec, problems);
+            None
         }
-        let workdir = spec
-            .workdir
-            .as_ref()
-            .map_or_else(|| base_dir.to_path_buf(), |w| base_dir.join(&w.0));
-        Command {
-            argv: argv.iter().map(|a| a.0.clone()).collect(),
-            instances: spec.instances.map_or(1, |n| n.0.max(1)),
-            env: spec
-                .env
-                .iter()
-                .map(|(k, v)| (k.clone(), v.0.clone()))
-                .collect(),
-            workdir,
-        }
-    });
+    };
     Function {
         name: name.to_owned(),
         endpoints,

@@ -44,9 +44,14 @@ impl Gateway {
         let yaml = format!(
             "server:\n  listen: [\"127.0.0.1:{port}\"]\n  threads: 2\n  grace_period: 0s\n{server_extra}{rest}"
         );
-        let config =
-            fngate::config::Config::from_yaml(&yaml, std::path::Path::new("."), "test.yaml")
-                .unwrap_or_else(|e| panic!("test config is invalid: {e}\n{yaml}"));
+        Gateway::from_yaml(&yaml, std::path::Path::new("."), port)
+    }
+
+    /// Runs a whole config file's text (relative paths against `base_dir`) that listens on
+    /// 127.0.0.1:`port`; returns once it listens, after its functions have started.
+    pub fn from_yaml(yaml: &str, base_dir: &std::path::Path, port: u16) -> Gateway {
+        let config = fngate::config::Config::from_yaml(yaml, base_dir, "test.yaml")
+            .unwrap_or_else(|e| panic!("test config is invalid: {e}\n{yaml}"));
         let stopper = fngate::server::Stopper::default();
         let stop = stopper.clone();
         let thread = std::thread::spawn(move || {
@@ -438,4 +443,130 @@ pub fn function_config(url: &str, extra_function: &str, routes: &str) -> String 
     format!(
         "gateway:\n  region: cn-north-1\n  account_id: \"594035263019\"\n  owner_pin: \"594035263019\"\nfunctions:\n  fn:\n    endpoints: [\"{url}\"]\n{extra_function}apis:\n  - id: testsvc\n    stage: test\n    routes:\n{routes}"
     )
+}
+
+/// The YAML `command:` that serves `handler` from `code_dir` with the project's Python runtime
+/// (paths relative to the package root, where tests run).
+pub fn runtime_command(code_dir: &str, handler: &str) -> String {
+    format!(
+        "[\"python3\", \"runtime/python/fngate_runtime.py\", \"--code\", \"{code_dir}\", \"--handler\", \"{handler}\"]"
+    )
+}
+
+/// True while `pid` is a live process (a zombie counts as gone).
+pub fn pid_alive(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // The state follows the parenthesised command name.
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .is_some_and(|(_, rest)| !rest.trim_start().starts_with('Z')),
+        Err(_) => false,
+    }
+}
+
+/// Waits up to `within` for `pid` to be gone.
+pub fn gone_within(pid: u32, within: Duration) -> bool {
+    let until = Instant::now() + within;
+    while pid_alive(pid) {
+        if Instant::now() > until {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    true
+}
+
+/// Lines a child process writes to a pipe, collected by a thread.
+#[derive(Clone, Default)]
+pub struct Lines(Arc<Mutex<Vec<String>>>);
+
+impl Lines {
+    pub fn collect(stream: impl Read + Send + 'static) -> Lines {
+        let lines = Lines::default();
+        let sink = lines.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stream).lines() {
+                let Ok(line) = line else { break };
+                sink.0.lock().unwrap().push(line);
+            }
+        });
+        lines
+    }
+    pub fn all(&self) -> Vec<String> {
+        self.0.lock().unwrap().clone()
+    }
+    /// Waits up to 5 s for a line containing every one of `parts`.
+    pub fn wait_for(&self, parts: &[&str]) -> Option<String> {
+        let until = Instant::now() + Duration::from_secs(5);
+        loop {
+            let found = self
+                .all()
+                .into_iter()
+                .find(|l| parts.iter().all(|p| l.contains(p)));
+            if found.is_some() || Instant::now() > until {
+                return found;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+/// The project's Python runtime started directly (no gateway), killed when dropped.
+pub struct PythonRuntime {
+    pub addr: SocketAddr,
+    pub child: std::process::Child,
+    pub stdout: Lines,
+    pub stderr: Lines,
+}
+
+impl PythonRuntime {
+    pub fn start(code_dir: &str, handler: &str, env: &[(&str, &str)]) -> PythonRuntime {
+        let port = free_port();
+        let mut child = std::process::Command::new("python3")
+            .args(["runtime/python/fngate_runtime.py", "--code", code_dir])
+            .args([
+                "--handler",
+                handler,
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+            ])
+            .envs(env.iter().copied())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("python3 runs");
+        let stdout = Lines::collect(child.stdout.take().unwrap());
+        let stderr = Lines::collect(child.stderr.take().unwrap());
+        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        wait_listening(addr);
+        PythonRuntime {
+            addr,
+            child,
+            stdout,
+            stderr,
+        }
+    }
+
+    /// POSTs `event` the way the gateway does.
+    pub fn invoke(&self, event: &Value, request_id: &str, deadline_ms: u64) -> Response {
+        let mut c = Client::connect(self.addr);
+        let deadline = deadline_ms.to_string();
+        c.request(
+            "POST",
+            "/",
+            &[
+                ("content-type", "application/json"),
+                ("x-jdcloud-request-id", request_id),
+                ("x-fngate-deadline-ms", &deadline),
+            ],
+            event.to_string().as_bytes(),
+        )
+    }
+}
+
+impl Drop for PythonRuntime {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
