@@ -12,6 +12,7 @@ pub mod errors;
 pub mod event;
 pub mod gateway;
 pub mod invoke;
+pub mod oss;
 pub mod respond;
 pub mod routing;
 pub mod server;

@@ -109,28 +109,33 @@ pub struct TriggersFile {
     pub oss: Vec<Spanned<OssTriggerFile>>,
 }
 
-#[allow(dead_code)] // read by the OSS bridge (issue 4)
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OssTriggerFile {
-    pub name: Text,
+    pub name: Spanned<Text>,
     pub function: Spanned<Text>,
-    pub bucket: Text,
+    pub bucket: Spanned<Text>,
     #[serde(rename = "triggerConfig")]
     pub trigger_config: Option<TriggerConfigFile>,
-    pub config_file: Option<Text>,
+    pub config_file: Option<Spanned<Text>>,
+}
+
+/// A `config_file:` holds the seed's `ossTrigger.yml`: one `triggerConfig` key.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TriggerDocFile {
+    #[serde(rename = "triggerConfig")]
+    pub trigger_config: TriggerConfigFile,
 }
 
 /// The seed's `triggerConfig`; `events` may be a list or one whitespace-separated string.
-#[allow(dead_code)] // read by the OSS bridge (issue 4)
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TriggerConfigFile {
-    pub events: EventsFile,
+    pub events: Spanned<EventsFile>,
     pub filter: Option<FilterFile>,
 }
 
-#[allow(dead_code)] // read by the OSS bridge (issue 4)
 #[derive(Debug, Deserialize)]
 #[serde(untagged)]
 pub enum EventsFile {
@@ -138,30 +143,36 @@ pub enum EventsFile {
     Words(String),
 }
 
-#[allow(dead_code)] // read by the OSS bridge (issue 4)
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FilterFile {
     pub key: Option<KeyFilterFile>,
 }
 
-#[allow(dead_code)] // read by the OSS bridge (issue 4)
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct KeyFilterFile {
-    pub prefix: Option<Text>,
-    pub suffix: Option<Text>,
+    pub prefix: Option<Spanned<Text>>,
+    pub suffix: Option<Spanned<Text>>,
 }
 
-#[allow(dead_code)] // read by the OSS bridge (issue 4)
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OssBridgeFile {
     pub path: Spanned<Text>,
-    pub token: Text,
-    pub delivery: Option<Text>,
-    pub queue_dir: Option<Text>,
-    pub max_attempts: Option<Scalar<u32>>,
+    pub token: Spanned<Text>,
+    pub delivery: Option<Spanned<Text>>,
+    pub queue_dir: Option<Spanned<Text>>,
+    pub max_attempts: Option<Spanned<Scalar<u32>>>,
     pub max_event_age: Option<Dur>,
-    pub verify_sns_signatures: Option<Scalar<bool>>,
+    pub verify_sns_signatures: Option<Spanned<Scalar<bool>>>,
+    /// GET an SNS SubscriptionConfirmation's SubscribeURL (off: answer and log it only).
+    pub confirm_subscriptions: Option<Scalar<bool>>,
+    pub max_body_bytes: Option<Scalar<usize>>,
+    /// async: events waiting for delivery before new notifications get 503.
+    pub queue_capacity: Option<Spanned<Scalar<usize>>>,
+    /// async: deliveries in flight at once.
+    pub workers: Option<Spanned<Scalar<usize>>>,
+    /// async: a notification whose id was accepted this recently is not queued again.
+    pub dedup_window: Option<Dur>,
 }

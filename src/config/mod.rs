@@ -3,6 +3,7 @@
 
 pub mod command;
 mod file;
+pub mod trigger;
 mod validate;
 pub mod value;
 
@@ -30,6 +31,55 @@ pub struct Config {
     pub functions: Vec<Function>,
     pub apis: Vec<Api>,
     pub routes: Vec<Route>,
+    pub triggers: Vec<OssTrigger>,
+    pub oss_bridge: Option<OssBridge>,
+}
+
+/// One `triggers.oss` entry (SPEC §6).
+#[derive(Debug, Clone)]
+pub struct OssTrigger {
+    /// Written into events as `detail.s3.configurationId`.
+    pub name: String,
+    pub function: usize,
+    pub bucket: String,
+    pub events: trigger::EventSet,
+    /// Literal, case-sensitive, matched on the decoded key; empty matches every key.
+    pub prefix: String,
+    pub suffix: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Delivery {
+    /// Answer 2xx once every matched function has answered 2xx.
+    Sync,
+    /// Answer 2xx once the events are durably stored; deliver from workers.
+    Async,
+}
+
+/// The bucket-notification endpoint (`oss_bridge`).
+#[derive(Debug, Clone)]
+pub struct OssBridge {
+    pub path: String,
+    pub token: Secret,
+    pub delivery: Delivery,
+    pub queue_dir: Option<PathBuf>,
+    pub max_attempts: u32,
+    pub max_event_age: Duration,
+    pub confirm_subscriptions: bool,
+    pub max_body_bytes: usize,
+    pub queue_capacity: usize,
+    pub workers: usize,
+    pub dedup_window: Duration,
+}
+
+/// A credential: never printed, not even by `Debug`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(pub String);
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
 }
 
 #[derive(Debug, Clone)]

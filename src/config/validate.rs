@@ -93,22 +93,28 @@ pub(super) fn validate(file: FileConfig, base_dir: &Path) -> Result<Config, Prob
             problems.push(at(&route_spans[c.route], c.message));
         }
     }
-    if let Some(triggers) = &file.triggers {
-        for t in &triggers.oss {
-            let name = &t.value.function.value.0;
-            if !function_ids.contains_key(name) {
-                problems.push(at_span(
-                    &t.value.function,
-                    format!("trigger names unknown function {name:?}"),
-                ));
-            }
+    let trigger_files = file.triggers.as_ref().map_or(&[][..], |t| &t.oss[..]);
+    let triggers = super::trigger::triggers(trigger_files, &function_ids, base_dir, &mut problems);
+    let oss_bridge = file.oss_bridge.as_ref().map(|b| {
+        let bridge = super::trigger::bridge(b, base_dir, !triggers.is_empty(), &mut problems);
+        let table = crate::routing::RouteTable::build(&routes);
+        let shadowed = table.ok().is_some_and(|t| {
+            !matches!(
+                t.lookup(&http::Method::POST, &bridge.path),
+                crate::routing::Lookup::NotFound
+            )
+        });
+        if shadowed {
+            problems.push(at_span(
+                &b.path,
+                format!(
+                    "oss_bridge.path {:?} is also matched by a route; the bridge would hide it",
+                    bridge.path
+                ),
+            ));
         }
-    }
-    if let Some(bridge) = &file.oss_bridge {
-        if !bridge.path.value.0.starts_with('/') {
-            problems.push(at_span(&bridge.path, "oss_bridge.path must start with '/'"));
-        }
-    }
+        bridge
+    });
 
     if problems.is_empty() {
         Ok(Config {
@@ -119,6 +125,8 @@ pub(super) fn validate(file: FileConfig, base_dir: &Path) -> Result<Config, Prob
             functions,
             apis,
             routes,
+            triggers,
+            oss_bridge,
         })
     } else {
         problems.sort_by_key(|p| (p.line, p.column));
