@@ -23,6 +23,15 @@ pub enum GatewayError {
     },
     ResponseInvalid(Violation),
     FunctionTimeout(Duration),
+    /// The OSS bridge: no credential / a wrong one.
+    Unauthorized,
+    Forbidden,
+    /// The OSS bridge: a body that is no notification it can map, and nowhere to keep it.
+    BadNotification(String),
+    /// The OSS bridge's queue is full; the sender should retry after this many seconds.
+    QueueFull {
+        retry_after: u32,
+    },
 }
 
 impl GatewayError {
@@ -36,6 +45,10 @@ impl GatewayError {
             Self::FunctionUnreachable(_) => 502,
             Self::FunctionError { .. } | Self::ResponseInvalid(_) => 503,
             Self::FunctionTimeout(_) => 504,
+            Self::Unauthorized => 401,
+            Self::Forbidden => 403,
+            Self::BadNotification(_) => 400,
+            Self::QueueFull { .. } => 503,
         }
     }
 
@@ -50,6 +63,10 @@ impl GatewayError {
             Self::FunctionError { .. } => "FUNCTION_ERROR",
             Self::ResponseInvalid(_) => "FUNCTION_RESPONSE_INVALID",
             Self::FunctionTimeout(_) => "FUNCTION_TIMEOUT",
+            Self::Unauthorized => "UNAUTHORIZED",
+            Self::Forbidden => "FORBIDDEN",
+            Self::BadNotification(_) => "BAD_NOTIFICATION",
+            Self::QueueFull { .. } => "QUEUE_FULL",
         }
     }
 
@@ -80,6 +97,14 @@ impl GatewayError {
                     humantime::format_duration(*t)
                 )
             }
+            Self::Unauthorized => {
+                "a credential is required: Authorization: Bearer <token> or ?token=<token>".into()
+            }
+            Self::Forbidden => "the credential is not valid".into(),
+            Self::BadNotification(why) => format!("not a notification the bridge can map: {why}"),
+            Self::QueueFull { retry_after } => {
+                format!("the delivery queue is full; retry in {retry_after} s")
+            }
         }
     }
 
@@ -94,6 +119,10 @@ impl GatewayError {
             Self::FunctionUnreachable(_) => "bad gateway",
             Self::FunctionError { .. } | Self::ResponseInvalid(_) => "service unavailable",
             Self::FunctionTimeout(_) => "gateway timeout",
+            Self::Unauthorized => "unauthorized",
+            Self::Forbidden => "forbidden",
+            Self::BadNotification(_) => "bad notification",
+            Self::QueueFull { .. } => "service unavailable",
         }
     }
 

@@ -2,12 +2,14 @@
 //! the function → check the reply contract → answer. Pass-through routes leave `request_filter`
 //! early and continue through pingora's proxy (`upstream_peer`).
 
+use crate::bridge;
 use crate::client;
-use crate::config::Target;
+use crate::config::{OssBridge, Target};
 use crate::contract;
 use crate::errors::GatewayError;
 use crate::event::apigw::{self, ApiRequest, EventError};
 use crate::invoke::{InvokeError, Invoker};
+use crate::oss::stats::Stats;
 use crate::respond;
 use crate::routing::Lookup;
 use crate::snapshot::Snapshot;
@@ -25,6 +27,7 @@ use std::time::{Duration, Instant, SystemTime};
 pub struct Gateway {
     state: Arc<ArcSwap<Snapshot>>,
     invoker: Invoker,
+    oss_stats: Arc<Stats>,
 }
 
 /// Per-request state, also what the access log prints.
@@ -42,10 +45,51 @@ pub struct RequestCtx {
 }
 
 impl Gateway {
-    pub fn new(state: Arc<ArcSwap<Snapshot>>, pool_size: usize) -> Gateway {
+    pub fn new(state: Arc<ArcSwap<Snapshot>>, pool_size: usize, oss_stats: Arc<Stats>) -> Gateway {
         Gateway {
             state,
             invoker: Invoker::new(pool_size),
+            oss_stats,
+        }
+    }
+
+    /// The OSS bridge endpoint (`oss_bridge.path`); see `bridge`.
+    async fn serve_bridge(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+        snap: &Snapshot,
+        oss: &OssBridge,
+    ) -> Result<Option<GatewayError>> {
+        let req = session.req_header();
+        let query = req.uri.query().unwrap_or("");
+        if let Err(err) = bridge::admit(&req.method, &req.headers, query, oss) {
+            return Ok(Some(err));
+        }
+        let body = match read_body(session, oss.max_body_bytes).await? {
+            Ok(body) => body,
+            Err(err) => return Ok(Some(err)),
+        };
+        ctx.bytes_in = body.len();
+        let headers = &session.req_header().headers;
+        match bridge::handle(headers, &body, snap, &self.invoker, &self.oss_stats).await {
+            Ok(answer) => {
+                ctx.status = answer.status;
+                let content_type = (
+                    http::header::CONTENT_TYPE,
+                    http::HeaderValue::from_static(answer.content_type),
+                );
+                ctx.bytes_out = respond::write(
+                    session,
+                    answer.status,
+                    &[content_type],
+                    &ctx.request_id,
+                    answer.body,
+                )
+                .await?;
+                Ok(None)
+            }
+            Err(err) => Ok(Some(err)),
         }
     }
 
@@ -256,6 +300,12 @@ impl ProxyHttp for Gateway {
         let expose = snap.config.expose_details;
 
         let path = session.req_header().uri.path().to_owned();
+        if let Some(oss) = snap.config.oss_bridge.as_ref().filter(|b| b.path == path) {
+            if let Some(err) = self.serve_bridge(session, ctx, &snap, oss).await? {
+                self.answer_error(session, ctx, err, expose).await?;
+            }
+            return Ok(true);
+        }
         let method = session.req_header().method.clone();
         let (route_index, params) = match snap.table.lookup(&method, &path) {
             Lookup::Found { route, params } => (

@@ -55,10 +55,20 @@ pub async fn error(
             HeaderValue::from_static(err.code()),
         ),
     ];
-    if let GatewayError::MethodNotAllowed { allow } = err {
-        if let Ok(v) = HeaderValue::from_str(allow) {
-            headers.push((http::header::ALLOW, v));
+    match err {
+        GatewayError::MethodNotAllowed { allow } => {
+            if let Ok(v) = HeaderValue::from_str(allow) {
+                headers.push((http::header::ALLOW, v));
+            }
         }
+        GatewayError::Unauthorized => headers.push((
+            http::header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Bearer"),
+        )),
+        GatewayError::QueueFull { retry_after } => {
+            headers.push((http::header::RETRY_AFTER, HeaderValue::from(*retry_after)))
+        }
+        _ => {}
     }
     let body = err.body(request_id, expose_details);
     write(

@@ -49,7 +49,8 @@ fn build(mut config: Config) -> Result<(Server, Supervisor), String> {
 
     let mut server = Server::new_with_opt_and_conf(None, conf);
     server.bootstrap();
-    let gateway = Gateway::new(state, POOL_PER_THREAD * threads);
+    let oss_stats = Arc::new(crate::oss::stats::Stats::default());
+    let gateway = Gateway::new(state, POOL_PER_THREAD * threads, oss_stats);
     let mut service =
         pingora::proxy::http_proxy_service_with_name(&server.configuration, gateway, "fngate");
     for addr in &listen {

@@ -3,6 +3,8 @@
 //! `classify` recognises the sender and its control messages, `records` reduces each sender's
 //! record to one shape, `event` matches it against the triggers and writes the JD event.
 
+pub mod auth;
 pub mod classify;
 pub mod event;
 pub mod records;
+pub mod stats;
