@@ -1,19 +1,24 @@
 //! The OSS bridge's request path (SPEC §6), in order: POST only → credential → the body within
 //! its cap → what kind of message it is → control messages answered → records matched against
-//! the triggers → events delivered (`sync`) → the answer that tells the sender whether to retry.
+//! the triggers → events delivered (`sync`) or durably stored (`async`) → the answer that tells
+//! the sender whether to retry.
 
 use crate::config::OssBridge;
 use crate::errors::GatewayError;
-use crate::invoke::{InvokeError, Invoker};
+use crate::invoke::Invoker;
 use crate::oss::auth::{self, Credential};
 use crate::oss::classify::{classify, Notification};
+use crate::oss::deliver::{invoke_once, Delivery};
 use crate::oss::event;
+use crate::oss::queue::{Enqueued, Queued};
 use crate::oss::records::ObjectRecord;
 use crate::oss::stats::Stats;
+use crate::oss::worker::{now_ms, AsyncDelivery};
 use crate::snapshot::Snapshot;
 use bytes::Bytes;
 use serde_json::json;
-use std::time::{Instant, SystemTime};
+use std::sync::Arc;
+use std::time::SystemTime;
 
 /// A 2xx answer of the bridge.
 pub struct Answer {
@@ -30,14 +35,6 @@ impl Answer {
             body: Bytes::from(value.to_string()),
         }
     }
-}
-
-/// One event to deliver: a record for a trigger.
-pub struct Delivery {
-    pub id: String,
-    pub trigger: String,
-    pub function: usize,
-    pub event: Bytes,
 }
 
 /// What a notification comes to.
@@ -66,20 +63,28 @@ pub fn admit(
     }
 }
 
+/// Where the bridge's work goes: the snapshot and invoker of the request path, and the store
+/// and workers when `delivery: async`.
+pub struct Deps<'a> {
+    pub snap: &'a Snapshot,
+    pub invoker: &'a Invoker,
+    pub stats: &'a Stats,
+    pub queue: Option<&'a Arc<AsyncDelivery>>,
+}
+
 /// Handles an admitted notification body.
 pub async fn handle(
     headers: &http::HeaderMap,
     body: &[u8],
-    snap: &Snapshot,
-    invoker: &Invoker,
-    stats: &Stats,
+    deps: &Deps<'_>,
 ) -> Result<Answer, GatewayError> {
+    let stats = deps.stats;
     Stats::add(&stats.notifications, 1);
     let notification = match classify(headers, body) {
         Ok(n) => n,
         Err(why) => {
             tracing::warn!(target: "fngate::oss", bytes = body.len(), "unrecognised notification: {why}");
-            return Err(GatewayError::BadNotification(why));
+            return keep_unmappable(body, why, deps.queue).await;
         }
     };
     let records = match notification {
@@ -109,20 +114,104 @@ pub async fn handle(
             });
         }
     };
-    let plan = plan(records, snap, SystemTime::now(), stats);
+    let plan = plan(records, deps.snap, SystemTime::now(), stats);
     if !plan.unmappable.is_empty() {
-        // Retrying cannot make them mappable; with other records the rest is still delivered.
+        // Retrying cannot make them mappable: keep the body, deliver the rest.
         let why = plan.unmappable.join("; ");
         if plan.deliveries.is_empty() && plan.records == plan.unmappable.len() {
-            return Err(GatewayError::BadNotification(why));
+            return keep_unmappable(body, why, deps.queue).await;
+        }
+        if deps.queue.is_some() {
+            keep_unmappable(body, why, deps.queue).await?;
         }
     }
-    let delivered = deliver_sync(&plan.deliveries, snap, invoker, stats).await?;
+    let counts = json!({"records": plan.records, "matched": plan.deliveries.len(),
+                        "unmappable": plan.unmappable.len()});
+    let mut answer = match deps.queue {
+        Some(queue) => store(plan.deliveries, deps.snap, queue, stats).await?,
+        None => {
+            let delivered = deliver_sync(&plan.deliveries, deps.snap, deps.invoker, stats).await?;
+            json!({ "delivered": delivered })
+        }
+    };
+    if let (Some(a), Some(c)) = (answer.as_object_mut(), counts.as_object()) {
+        a.extend(c.clone());
+    }
+    Ok(Answer::json(200, answer))
+}
+
+/// A body that cannot be mapped: with a store it is dead-lettered and acknowledged (MinIO and
+/// Ceph would otherwise retry it forever); without one the sender is told 400.
+async fn keep_unmappable(
+    body: &[u8],
+    why: String,
+    queue: Option<&Arc<AsyncDelivery>>,
+) -> Result<Answer, GatewayError> {
+    let Some(queue) = queue else {
+        return Err(GatewayError::BadNotification(why));
+    };
+    let store = queue.store.clone();
+    let body = body.to_vec();
+    let reason = format!("not mappable: {why}");
+    let seq = blocking(move || store.dead_letter_body(&body, &reason, now_ms())).await?;
     Ok(Answer::json(
-        200,
-        json!({"records": plan.records, "matched": plan.deliveries.len(), "delivered": delivered,
-               "unmappable": plan.unmappable.len()}),
+        202,
+        json!({"deadLettered": seq, "reason": why}),
     ))
+}
+
+/// `delivery: async`: the events are stored (one fsync'd commit) before the answer.
+async fn store(
+    deliveries: Vec<Delivery>,
+    snap: &Snapshot,
+    queue: &Arc<AsyncDelivery>,
+    stats: &Stats,
+) -> Result<serde_json::Value, GatewayError> {
+    let bridge = snap.config.oss_bridge.as_ref();
+    let (window, capacity) = bridge.map_or((0, usize::MAX), |b| {
+        (b.dedup_window.as_millis() as u64, b.queue_capacity)
+    });
+    let now = now_ms();
+    let entries: Vec<Queued> = deliveries
+        .into_iter()
+        .map(|d| Queued {
+            id: d.id,
+            trigger: d.trigger,
+            function: snap.config.functions[d.function].name.clone(),
+            event: String::from_utf8_lossy(&d.event).into_owned(),
+            attempts: 0,
+            accepted_ms: now,
+            last_error: String::new(),
+        })
+        .collect();
+    let store = queue.store.clone();
+    match blocking(move || store.enqueue(entries, window, capacity, now)).await? {
+        Enqueued::Full => {
+            tracing::warn!(target: "fngate::oss", capacity, "queue full: notification refused");
+            Err(GatewayError::QueueFull { retry_after: 5 })
+        }
+        Enqueued::Stored { seqs, duplicates } => {
+            Stats::add(&stats.duplicates, duplicates as u64);
+            if duplicates > 0 {
+                tracing::info!(target: "fngate::oss", duplicates, "already accepted within dedup_window; not queued again");
+            }
+            queue.workers.wake(&seqs);
+            Ok(json!({"queued": seqs.len(), "duplicates": duplicates}))
+        }
+    }
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, String> + Send + 'static,
+) -> Result<T, GatewayError> {
+    match tokio::task::spawn_blocking(f).await {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) => {
+            tracing::error!(target: "fngate::oss", "{e}");
+            Err(GatewayError::QueueUnavailable(e))
+        }
+        Err(e) => Err(GatewayError::QueueUnavailable(e.to_string())),
+    }
 }
 
 /// Each record against every trigger; unmappable records are logged with the reason.
@@ -183,41 +272,4 @@ async fn deliver_sync(
         Stats::add(&stats.delivered, 1);
     }
     Ok(deliveries.len())
-}
-
-/// One attempt at one event: `Ok` when the function's runtime answered 2xx, whatever the
-/// function returned (the reply contract is for API routes).
-pub async fn invoke_once(
-    d: &Delivery,
-    snap: &Snapshot,
-    invoker: &Invoker,
-) -> Result<(), GatewayError> {
-    let function = &snap.config.functions[d.function];
-    let client = &snap.functions[d.function];
-    let started = Instant::now();
-    let timeout = function.timeout;
-    let call = invoker.invoke(client, d.event.clone(), &d.id, timeout.as_millis() as u64);
-    let outcome = match tokio::time::timeout(timeout, call).await {
-        Err(_) => Err(GatewayError::FunctionTimeout(timeout)),
-        Ok(Err(InvokeError::Unreachable(why))) => Err(GatewayError::FunctionUnreachable(why)),
-        Ok(Err(InvokeError::ReplyTooLarge(limit))) => Err(GatewayError::FunctionError {
-            status: 0,
-            raised: Some(format!("a reply larger than {limit} bytes")),
-        }),
-        Ok(Ok(inv)) if !(200..300).contains(&inv.status) => Err(GatewayError::FunctionError {
-            status: inv.status,
-            raised: crate::contract::raised(&inv.body),
-        }),
-        Ok(Ok(_)) => Ok(()),
-    };
-    let ms = started.elapsed().as_millis() as u64;
-    match &outcome {
-        Ok(()) => {
-            tracing::info!(target: "fngate::oss", id = d.id, trigger = d.trigger, function = function.name, ms, "delivered")
-        }
-        Err(e) => {
-            tracing::warn!(target: "fngate::oss", id = d.id, trigger = d.trigger, function = function.name, ms, "delivery failed: {}", e.detail())
-        }
-    }
-    outcome
 }

@@ -32,6 +32,8 @@ pub enum GatewayError {
     QueueFull {
         retry_after: u32,
     },
+    /// The OSS bridge could not store the events (disk trouble); the sender should retry.
+    QueueUnavailable(String),
 }
 
 impl GatewayError {
@@ -48,7 +50,7 @@ impl GatewayError {
             Self::Unauthorized => 401,
             Self::Forbidden => 403,
             Self::BadNotification(_) => 400,
-            Self::QueueFull { .. } => 503,
+            Self::QueueFull { .. } | Self::QueueUnavailable(_) => 503,
         }
     }
 
@@ -67,6 +69,7 @@ impl GatewayError {
             Self::Forbidden => "FORBIDDEN",
             Self::BadNotification(_) => "BAD_NOTIFICATION",
             Self::QueueFull { .. } => "QUEUE_FULL",
+            Self::QueueUnavailable(_) => "QUEUE_UNAVAILABLE",
         }
     }
 
@@ -105,6 +108,7 @@ impl GatewayError {
             Self::QueueFull { retry_after } => {
                 format!("the delivery queue is full; retry in {retry_after} s")
             }
+            Self::QueueUnavailable(why) => format!("the events could not be stored: {why}"),
         }
     }
 
@@ -122,7 +126,7 @@ impl GatewayError {
             Self::Unauthorized => "unauthorized",
             Self::Forbidden => "forbidden",
             Self::BadNotification(_) => "bad notification",
-            Self::QueueFull { .. } => "service unavailable",
+            Self::QueueFull { .. } | Self::QueueUnavailable(_) => "service unavailable",
         }
     }
 

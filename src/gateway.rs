@@ -10,6 +10,7 @@ use crate::errors::GatewayError;
 use crate::event::apigw::{self, ApiRequest, EventError};
 use crate::invoke::{InvokeError, Invoker};
 use crate::oss::stats::Stats;
+use crate::oss::worker::AsyncDelivery;
 use crate::respond;
 use crate::routing::Lookup;
 use crate::snapshot::Snapshot;
@@ -28,6 +29,7 @@ pub struct Gateway {
     state: Arc<ArcSwap<Snapshot>>,
     invoker: Invoker,
     oss_stats: Arc<Stats>,
+    oss_queue: Option<Arc<AsyncDelivery>>,
 }
 
 /// Per-request state, also what the access log prints.
@@ -45,11 +47,17 @@ pub struct RequestCtx {
 }
 
 impl Gateway {
-    pub fn new(state: Arc<ArcSwap<Snapshot>>, pool_size: usize, oss_stats: Arc<Stats>) -> Gateway {
+    pub fn new(
+        state: Arc<ArcSwap<Snapshot>>,
+        pool_size: usize,
+        oss_stats: Arc<Stats>,
+        oss_queue: Option<Arc<AsyncDelivery>>,
+    ) -> Gateway {
         Gateway {
             state,
             invoker: Invoker::new(pool_size),
             oss_stats,
+            oss_queue,
         }
     }
 
@@ -72,7 +80,13 @@ impl Gateway {
         };
         ctx.bytes_in = body.len();
         let headers = &session.req_header().headers;
-        match bridge::handle(headers, &body, snap, &self.invoker, &self.oss_stats).await {
+        let deps = bridge::Deps {
+            snap,
+            invoker: &self.invoker,
+            stats: &self.oss_stats,
+            queue: self.oss_queue.as_ref(),
+        };
+        match bridge::handle(headers, &body, &deps).await {
             Ok(answer) => {
                 ctx.status = answer.status;
                 let content_type = (

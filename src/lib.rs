@@ -5,6 +5,7 @@
 //! bytes → HTTP answer or violation) → `respond`; `gateway` runs that path inside pingora and
 //! `server` wires listeners, signals and shutdown.
 
+pub mod admin;
 pub mod bridge;
 pub mod client;
 pub mod config;

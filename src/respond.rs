@@ -68,6 +68,9 @@ pub async fn error(
         GatewayError::QueueFull { retry_after } => {
             headers.push((http::header::RETRY_AFTER, HeaderValue::from(*retry_after)))
         }
+        GatewayError::QueueUnavailable(_) => {
+            headers.push((http::header::RETRY_AFTER, HeaderValue::from_static("5")))
+        }
         _ => {}
     }
     let body = err.body(request_id, expose_details);

@@ -3,8 +3,11 @@
 //! here, not a silent hang inside pingora's retries. Functions are stopped only after the server
 //! has drained, so in-flight requests can finish.
 
-use crate::config::Config;
+use crate::admin::Admin;
+use crate::config::{Config, Delivery};
 use crate::gateway::Gateway;
+use crate::oss::stats::Stats;
+use crate::oss::worker::AsyncDelivery;
 use crate::snapshot::Snapshot;
 use crate::supervisor::Supervisor;
 use arc_swap::ArcSwap;
@@ -44,13 +47,32 @@ fn build(mut config: Config) -> Result<(Server, Supervisor), String> {
     };
     let listen = config.server.listen.clone();
     let keepalive_requests = config.server.keepalive_requests;
+    let config_bridge = config.oss_bridge.clone();
+    let admin_listen = config.server.admin_listen;
     let snapshot = Snapshot::new(config)?;
     let state = Arc::new(ArcSwap::from_pointee(snapshot));
 
     let mut server = Server::new_with_opt_and_conf(None, conf);
     server.bootstrap();
-    let oss_stats = Arc::new(crate::oss::stats::Stats::default());
-    let gateway = Gateway::new(state, POOL_PER_THREAD * threads, oss_stats);
+    let oss_stats = Arc::new(Stats::default());
+    let oss_queue = match config_bridge.filter(|b| b.delivery == Delivery::Async) {
+        Some(b) => Some(Arc::new(AsyncDelivery::start(
+            &b,
+            state.clone(),
+            oss_stats.clone(),
+        )?)),
+        None => None,
+    };
+    let admin = admin_listen.map(|addr| {
+        let app = Admin {
+            stats: oss_stats.clone(),
+            queue: oss_queue.clone(),
+        };
+        let mut service = pingora::services::listening::Service::new("fngate admin".into(), app);
+        service.add_tcp(&addr.to_string());
+        service
+    });
+    let gateway = Gateway::new(state, POOL_PER_THREAD * threads, oss_stats, oss_queue);
     let mut service =
         pingora::proxy::http_proxy_service_with_name(&server.configuration, gateway, "fngate");
     for addr in &listen {
@@ -62,6 +84,9 @@ fn build(mut config: Config) -> Result<(Server, Supervisor), String> {
         app.server_options = Some(options);
     }
     server.add_service(service);
+    if let Some(admin) = admin {
+        server.add_service(admin);
+    }
     Ok((server, supervisor))
 }
 

@@ -175,4 +175,6 @@ pub struct OssBridgeFile {
     pub workers: Option<Spanned<Scalar<usize>>>,
     /// async: a notification whose id was accepted this recently is not queued again.
     pub dedup_window: Option<Dur>,
+    /// async: the first retry's delay; each further one doubles it, up to 5 minutes.
+    pub retry_backoff: Option<Dur>,
 }

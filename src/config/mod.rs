@@ -70,6 +70,7 @@ pub struct OssBridge {
     pub queue_capacity: usize,
     pub workers: usize,
     pub dedup_window: Duration,
+    pub retry_backoff: Duration,
 }
 
 /// A credential: never printed, not even by `Debug`.

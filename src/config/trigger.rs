@@ -298,6 +298,7 @@ pub(super) fn bridge(
         queue_capacity,
         workers,
         dedup_window: b.dedup_window.map_or(Duration::from_secs(600), |d| d.0),
+        retry_backoff: b.retry_backoff.map_or(Duration::from_secs(1), |d| d.0),
     }
 }
 

@@ -5,6 +5,9 @@
 
 pub mod auth;
 pub mod classify;
+pub mod deliver;
 pub mod event;
+pub mod queue;
 pub mod records;
 pub mod stats;
+pub mod worker;

@@ -149,13 +149,21 @@ pub struct FakeFunction {
 
 impl FakeFunction {
     pub fn start(script: impl Fn(&Recorded) -> Scripted + Send + Sync + 'static) -> FakeFunction {
+        FakeFunction::start_on(0, script)
+    }
+
+    /// Like `start`, on a given loopback port (0: any free one).
+    pub fn start_on(
+        port: u16,
+        script: impl Fn(&Recorded) -> Scripted + Send + Sync + 'static,
+    ) -> FakeFunction {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
             .build()
             .unwrap();
         let listener = runtime
-            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+            .block_on(tokio::net::TcpListener::bind(("127.0.0.1", port)))
             .unwrap();
         let addr = listener.local_addr().unwrap();
         let state = Arc::new(FakeState {

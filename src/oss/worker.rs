@@ -1,0 +1,340 @@
+//! `delivery: async`: a pool of delivery workers on a thread of their own (so that the bridge
+//! never takes time from API routes), fed from the durable store. A failed attempt is retried
+//! with exponential back-off and jitter up to `max_attempts`; an event older than
+//! `max_event_age`, or out of attempts, moves to the dead-letter table. After a restart every
+//! pending event is tried right away.
+
+use super::deliver::{invoke_once, Delivery};
+use super::queue::{Queued, Store};
+use super::stats::Stats;
+use crate::config::OssBridge;
+use crate::invoke::Invoker;
+use crate::snapshot::Snapshot;
+use arc_swap::ArcSwap;
+use bytes::Bytes;
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tokio::sync::{mpsc, Semaphore};
+
+/// Retry delays grow to this and no further (SPEC §6: "from about 1 s up to 5 min").
+const MAX_BACKOFF: Duration = Duration::from_secs(300);
+/// How often ids older than the dedup window are forgotten.
+const PRUNE_EVERY: Duration = Duration::from_secs(60);
+/// Pooled connections of the workers' own invoker.
+const POOL: usize = 64;
+
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// `delivery: async` as the request path sees it: the store and the workers' wake-up call.
+pub struct AsyncDelivery {
+    pub store: Arc<Store>,
+    pub workers: Workers,
+}
+
+impl AsyncDelivery {
+    /// Opens the store in `queue_dir` and starts the workers, which resume what is pending.
+    pub fn start(
+        bridge: &OssBridge,
+        state: Arc<ArcSwap<Snapshot>>,
+        stats: Arc<Stats>,
+    ) -> Result<AsyncDelivery, String> {
+        let dir = bridge
+            .queue_dir
+            .as_deref()
+            .ok_or("oss_bridge: delivery async needs queue_dir")?;
+        let store = Arc::new(Store::open(dir)?);
+        let workers = Workers::start(store.clone(), state, stats, bridge.clone())?;
+        Ok(AsyncDelivery { store, workers })
+    }
+}
+
+/// The handle the request path uses: new sequence numbers go to the dispatcher.
+pub struct Workers {
+    tx: mpsc::UnboundedSender<u64>,
+    thread: Option<std::thread::JoinHandle<()>>,
+    stop: Arc<tokio::sync::Notify>,
+}
+
+impl Workers {
+    pub fn start(
+        store: Arc<Store>,
+        state: Arc<ArcSwap<Snapshot>>,
+        stats: Arc<Stats>,
+        bridge: OssBridge,
+    ) -> Result<Workers, String> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let stop = Arc::new(tokio::sync::Notify::new());
+        let stopped = stop.clone();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| format!("cannot start the OSS delivery workers: {e}"))?;
+        let thread = std::thread::Builder::new()
+            .name("fngate-oss-delivery".into())
+            .spawn(move || {
+                let dispatcher = Dispatcher {
+                    store,
+                    state,
+                    stats,
+                    invoker: Arc::new(Invoker::new(POOL)),
+                    bridge: Arc::new(bridge),
+                };
+                runtime.block_on(async move {
+                    tokio::select! {
+                        _ = dispatcher.run(rx) => {}
+                        _ = stopped.notified() => {}
+                    }
+                });
+                // Attempts in flight are dropped here; their events stay pending (at least once).
+                runtime.shutdown_timeout(Duration::from_secs(1));
+            })
+            .map_err(|e| format!("cannot start the OSS delivery workers: {e}"))?;
+        Ok(Workers {
+            tx,
+            thread: Some(thread),
+            stop,
+        })
+    }
+
+    /// Newly stored events, to be attempted now.
+    pub fn wake(&self, seqs: &[u64]) {
+        for &seq in seqs {
+            let _ = self.tx.send(seq);
+        }
+    }
+}
+
+impl Drop for Workers {
+    fn drop(&mut self) {
+        self.stop.notify_one();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+struct Dispatcher {
+    store: Arc<Store>,
+    state: Arc<ArcSwap<Snapshot>>,
+    stats: Arc<Stats>,
+    invoker: Arc<Invoker>,
+    bridge: Arc<OssBridge>,
+}
+
+/// What an attempt asks of the dispatcher: try again at this time (Unix ms), or nothing.
+type Retry = Option<(u64, u64)>;
+
+impl Dispatcher {
+    async fn run(self, mut new: mpsc::UnboundedReceiver<u64>) {
+        let mut due: BTreeSet<(u64, u64)> = BTreeSet::new();
+        let store = self.store.clone();
+        match tokio::task::spawn_blocking(move || store.pending_seqs()).await {
+            Ok(Ok(seqs)) => {
+                if !seqs.is_empty() {
+                    tracing::info!(target: "fngate::oss", pending = seqs.len(), "resuming delivery of stored events");
+                }
+                let now = now_ms();
+                due.extend(seqs.into_iter().map(|s| (now, s)));
+            }
+            Ok(Err(e)) => tracing::error!(target: "fngate::oss", "{e}"),
+            Err(e) => tracing::error!(target: "fngate::oss", "loading pending events: {e}"),
+        }
+        let permits = Arc::new(Semaphore::new(self.bridge.workers));
+        let (done_tx, mut done) = mpsc::unbounded_channel::<Retry>();
+        let mut prune = tokio::time::interval(PRUNE_EVERY);
+        loop {
+            // Start every due event there is a free worker for.
+            let now = now_ms();
+            while let Some(&(at, seq)) = due.first() {
+                if at > now {
+                    break;
+                }
+                let Ok(permit) = permits.clone().try_acquire_owned() else {
+                    break;
+                };
+                due.pop_first();
+                let attempt = self.attempt(seq);
+                let done_tx = done_tx.clone();
+                tokio::spawn(async move {
+                    let retry = attempt.await;
+                    drop(permit);
+                    let _ = done_tx.send(retry);
+                });
+            }
+            let next = due.first().map(|&(at, _)| at.saturating_sub(now_ms()));
+            tokio::select! {
+                seq = new.recv() => match seq {
+                    Some(seq) => { due.insert((now_ms(), seq)); }
+                    None => return,
+                },
+                Some(retry) = done.recv() => {
+                    if let Some(entry) = retry {
+                        due.insert(entry);
+                    }
+                }
+                _ = tokio::time::sleep(Duration::from_millis(next.unwrap_or(60_000))), if next.is_some() => {}
+                _ = prune.tick() => self.prune(),
+            }
+        }
+    }
+
+    fn prune(&self) {
+        let store = self.store.clone();
+        let cutoff = now_ms().saturating_sub(self.bridge.dedup_window.as_millis() as u64);
+        tokio::task::spawn_blocking(move || {
+            if let Err(e) = store.prune_seen(cutoff) {
+                tracing::warn!(target: "fngate::oss", "{e}");
+            }
+        });
+    }
+
+    /// One attempt at the stored event `seq`; returns when to try again, if ever.
+    fn attempt(&self, seq: u64) -> impl std::future::Future<Output = Retry> + Send + 'static {
+        let store = self.store.clone();
+        let state = self.state.clone();
+        let stats = self.stats.clone();
+        let invoker = self.invoker.clone();
+        let bridge = self.bridge.clone();
+        async move {
+            let s = store.clone();
+            let entry = match tokio::task::spawn_blocking(move || s.get(seq)).await {
+                Ok(Ok(Some(entry))) => entry,
+                Ok(Ok(None)) => return None,
+                Ok(Err(e)) => {
+                    tracing::error!(target: "fngate::oss", seq, "{e}");
+                    return Some((now_ms() + 1000, seq));
+                }
+                Err(_) => return None,
+            };
+            let outcome = deliver(&entry, &state.load_full(), &invoker, &bridge).await;
+            let (entry, next) = match outcome {
+                Outcome::Delivered => {
+                    Stats::add(&stats.delivered, 1);
+                    let s = store.clone();
+                    write(move || s.delivered(seq)).await;
+                    return None;
+                }
+                Outcome::GiveUp(entry, reason) => {
+                    Stats::add(&stats.dead_lettered, 1);
+                    tracing::warn!(target: "fngate::oss", id = entry.id, trigger = entry.trigger, attempts = entry.attempts, "dead-lettered: {reason}");
+                    let s = store.clone();
+                    write(move || s.dead_letter(seq, entry, &reason, now_ms())).await;
+                    return None;
+                }
+                Outcome::Retry(entry) => {
+                    let delay = backoff(bridge.retry_backoff, entry.attempts);
+                    Stats::add(&stats.retried, 1);
+                    tracing::info!(target: "fngate::oss", id = entry.id, attempts = entry.attempts, "retrying in {} ms", delay.as_millis());
+                    (entry, now_ms() + delay.as_millis() as u64)
+                }
+            };
+            let s = store.clone();
+            write(move || s.update(seq, &entry)).await;
+            Some((next, seq))
+        }
+    }
+}
+
+enum Outcome {
+    Delivered,
+    Retry(Queued),
+    GiveUp(Queued, String),
+}
+
+async fn deliver(
+    entry: &Queued,
+    snap: &Snapshot,
+    invoker: &Invoker,
+    bridge: &OssBridge,
+) -> Outcome {
+    let age = Duration::from_millis(now_ms().saturating_sub(entry.accepted_ms));
+    if age > bridge.max_event_age {
+        let reason = format!(
+            "older than max_event_age ({})",
+            humantime::format_duration(bridge.max_event_age)
+        );
+        return Outcome::GiveUp(entry.clone(), reason);
+    }
+    let Some(function) = snap
+        .config
+        .functions
+        .iter()
+        .position(|f| f.name == entry.function)
+    else {
+        return Outcome::GiveUp(
+            entry.clone(),
+            format!("function {:?} is no longer configured", entry.function),
+        );
+    };
+    let delivery = Delivery {
+        id: entry.id.clone(),
+        trigger: entry.trigger.clone(),
+        function,
+        event: Bytes::from(entry.event.clone()),
+    };
+    match invoke_once(&delivery, snap, invoker).await {
+        Ok(()) => Outcome::Delivered,
+        Err(e) => {
+            let mut entry = entry.clone();
+            entry.attempts += 1;
+            entry.last_error = e.detail();
+            if entry.attempts >= bridge.max_attempts {
+                let reason = format!(
+                    "gave up after {} attempts; last: {}",
+                    entry.attempts, entry.last_error
+                );
+                Outcome::GiveUp(entry, reason)
+            } else {
+                Outcome::Retry(entry)
+            }
+        }
+    }
+}
+
+/// Runs a store write on the blocking pool; a failure is logged (the event stays as it was, so
+/// at worst it is delivered again).
+async fn write(f: impl FnOnce() -> Result<(), String> + Send + 'static) {
+    match tokio::task::spawn_blocking(f).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::error!(target: "fngate::oss", "{e}"),
+        Err(e) => tracing::error!(target: "fngate::oss", "store write: {e}"),
+    }
+}
+
+/// `base · 2^(attempts-1)`, capped at 5 minutes, times a random factor in [0.5, 1) so that
+/// many failed events do not retry in lockstep.
+fn backoff(base: Duration, attempts: u32) -> Duration {
+    let exp = base.saturating_mul(1u32 << attempts.saturating_sub(1).min(20));
+    let capped = exp.min(MAX_BACKOFF);
+    // 16 random bits from a v4 UUID (the OS's generator) are plenty for jitter.
+    let random = (uuid::Uuid::new_v4().as_u128() & 0xffff) as f64 / 65536.0;
+    capped.mul_f64(0.5 + random / 2.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_with_jitter_and_stops_at_five_minutes() {
+        let base = Duration::from_secs(1);
+        for (attempts, full) in [
+            (1, 1.0),
+            (2, 2.0),
+            (3, 4.0),
+            (9, 256.0),
+            (10, 300.0),
+            (40, 300.0),
+        ] {
+            for _ in 0..20 {
+                let d = backoff(base, attempts).as_secs_f64();
+                assert!(d >= full * 0.5 && d < full, "attempt {attempts}: {d}");
+            }
+        }
+    }
+}

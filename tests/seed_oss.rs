@@ -1,0 +1,214 @@
+//! The seed scenario for real: a real S3-compatible server (moto's server mode, installed into a
+//! virtualenv this test creates), the seed's downloadOSS code started by the gateway, a trigger
+//! on bucket `downloadfunction` for `s3:ObjectCreated:*`. An object is uploaded with boto3, the
+//! notification a MinIO webhook (then AWS via SNS) would send is POSTed to the bridge, and the
+//! function must have downloaded exactly the uploaded bytes to /tmp/test.
+
+mod support;
+use serde_json::json;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use support::*;
+
+const TOKEN: &str = "seed-token-0123456789";
+
+/// A virtualenv with moto's server and boto3, made once per target directory.
+fn venv_python() -> PathBuf {
+    static PYTHON: OnceLock<PathBuf> = OnceLock::new();
+    PYTHON
+        .get_or_init(|| {
+            let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("seed-venv");
+            let python = dir.join("bin/python");
+            let ready = |p: &PathBuf| {
+                Command::new(p)
+                    .args(["-c", "import moto.server, boto3, flask"])
+                    .status()
+                    .is_ok_and(|s| s.success())
+            };
+            if !ready(&python) {
+                // System packages are visible, so a machine that has them installs nothing.
+                let made = Command::new("python3")
+                    .args(["-m", "venv", "--system-site-packages"])
+                    .arg(&dir)
+                    .status()
+                    .unwrap();
+                assert!(made.success(), "python3 -m venv failed");
+                let pip = Command::new(&python)
+                    .args(["-m", "pip", "install", "-q", "--disable-pip-version-check"])
+                    .args(["moto[server]>=5,<6", "boto3"])
+                    .status()
+                    .unwrap();
+                assert!(pip.success(), "pip install moto[server] boto3 failed");
+                assert!(ready(&python), "moto is not importable after pip install");
+            }
+            python
+        })
+        .clone()
+}
+
+struct Moto {
+    child: Child,
+    endpoint: String,
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_moto(python: &PathBuf) -> Moto {
+    let port = free_port();
+    let child = Command::new(python)
+        .args([
+            "-m",
+            "moto.server",
+            "-H",
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_listening(format!("127.0.0.1:{port}").parse().unwrap());
+    Moto {
+        child,
+        endpoint: format!("http://127.0.0.1:{port}"),
+    }
+}
+
+/// Uploads `content` as `key` with boto3; returns (etag, size).
+fn upload(python: &PathBuf, endpoint: &str, key: &str, content: &[u8]) -> (String, usize) {
+    let script = "import sys, boto3\ns3 = boto3.client('s3', endpoint_url=sys.argv[1], aws_access_key_id='testing', aws_secret_access_key='testing', region_name='us-east-1')\ntry:\n    s3.create_bucket(Bucket='downloadfunction')\nexcept s3.exceptions.BucketAlreadyOwnedByYou:\n    pass\nr = s3.put_object(Bucket='downloadfunction', Key=sys.argv[2], Body=sys.stdin.buffer.read())\nprint(r['ETag'].strip('\"'))\n";
+    let mut child = Command::new(python)
+        .args(["-c", script, endpoint, key])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child.stdin.take().unwrap().write_all(content).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "upload failed");
+    (
+        String::from_utf8(out.stdout).unwrap().trim().to_owned(),
+        content.len(),
+    )
+}
+
+fn minio_body(key: &str, etag: &str, size: usize) -> String {
+    let encoded: String = url_query_escape(key);
+    json!({"EventName": "s3:ObjectCreated:Put", "Key": format!("downloadfunction/{key}"),
+        "Records": [{"eventVersion": "2.0", "eventSource": "minio:s3", "awsRegion": "",
+            "eventTime": "2026-11-21T10:00:00.000Z", "eventName": "s3:ObjectCreated:Put",
+            "userIdentity": {"principalId": "minioadmin"},
+            "requestParameters": {"principalId": "minioadmin", "region": "", "sourceIPAddress": "127.0.0.1"},
+            "responseElements": {"x-amz-request-id": "17A76FF48418FD2E"},
+            "s3": {"s3SchemaVersion": "1.0", "configurationId": "Config",
+                "bucket": {"name": "downloadfunction", "ownerIdentity": {"principalId": "minioadmin"}, "arn": "arn:aws:s3:::downloadfunction"},
+                "object": {"key": encoded, "size": size, "eTag": etag, "contentType": "text/plain", "sequencer": "17A76FF4843A978E"}},
+            "source": {"host": "127.0.0.1", "port": "", "userAgent": "MinIO"}}]})
+    .to_string()
+}
+
+fn sns_body(key: &str, etag: &str, size: usize) -> String {
+    let s3 = json!({"Records": [{"eventVersion": "2.1", "eventSource": "aws:s3", "awsRegion": "cn-north-1",
+        "eventTime": "2026-11-21T10:00:01.000Z", "eventName": "ObjectCreated:Put",
+        "userIdentity": {"principalId": "AWS:AIDAEXAMPLE"}, "requestParameters": {"sourceIPAddress": "127.0.0.1"},
+        "responseElements": {"x-amz-request-id": "C3D13FE58DE4C810", "x-amz-id-2": "x"},
+        "s3": {"s3SchemaVersion": "1.0", "configurationId": "cfg",
+            "bucket": {"name": "downloadfunction", "ownerIdentity": {"principalId": "A3NL1KOZZKExample"}, "arn": "arn:aws:s3:::downloadfunction"},
+            "object": {"key": url_query_escape(key).replace("%2F", "/"), "size": size, "eTag": etag, "sequencer": "0055AED6DCD90281E5"}}}]});
+    json!({"Type": "Notification", "MessageId": "22b80b92-fdea-4c2c-8f9d-bdfb0c7bf324",
+        "TopicArn": "arn:aws:sns:cn-north-1:123456789012:uploads", "Subject": "Amazon S3 Notification",
+        "Message": s3.to_string(), "Timestamp": "2026-11-21T10:00:01.500Z", "SignatureVersion": "1",
+        "Signature": "x", "SigningCertURL": "https://sns.cn-north-1.amazonaws.com/x.pem",
+        "UnsubscribeURL": "https://sns.cn-north-1.amazonaws.com/?Action=Unsubscribe"})
+    .to_string()
+}
+
+/// Go's url.QueryEscape, which MinIO uses for record keys (and AWS's form encoding).
+fn url_query_escape(s: &str) -> String {
+    let mut out = String::new();
+    for b in s.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                out.push(b as char)
+            }
+            b' ' => out.push('+'),
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}
+
+/// An object key, the notification body a sender would POST for it, and the sender's headers.
+type Sender = (
+    &'static str,
+    fn(&str, &str, usize) -> String,
+    &'static [(&'static str, &'static str)],
+);
+
+#[test]
+fn uploading_to_the_bucket_makes_the_seed_function_download_the_object() {
+    let python = venv_python();
+    let moto = start_moto(&python);
+    let python_arg = python.display().to_string();
+    let g = Gateway::start(&format!(
+        "gateway:\n  region: cn-north-1\n  account_id: \"594035263019\"\n  owner_pin: \"594035263019\"\nfunctions:\n  downloadOSS:\n    command: [\"{python_arg}\", \"runtime/python/fngate_runtime.py\", \"--code\", \"examples/functions/download_oss\", \"--handler\", \"index.handler\"]\n    timeout: 100s\n    memory_mb: 128\n    env: {{S3_ENDPOINT: \"{}\", S3_ACCESS_KEY_ID: testing, S3_SECRET_ACCESS_KEY: testing}}\ntriggers:\n  oss:\n    - name: download-trigger\n      function: downloadOSS\n      bucket: downloadfunction\n      triggerConfig:\n        events: [s3:ObjectCreated:*]\n        filter: {{key: {{prefix: \"\", suffix: \"\"}}}}\noss_bridge:\n  path: /oss/notify\n  token: {TOKEN}\n  delivery: sync\n",
+        moto.endpoint
+    ));
+    let senders: [Sender; 2] = [
+        (
+            "test.txt",
+            minio_body,
+            &[("Content-Type", "application/json")],
+        ),
+        (
+            "dir/my file+1.txt",
+            sns_body,
+            &[
+                ("x-amz-sns-message-type", "Notification"),
+                ("Content-Type", "text/plain; charset=UTF-8"),
+            ],
+        ),
+    ];
+    for (key, body, headers) in senders {
+        let content = format!("seed scenario {} {}\n", key, uuid::Uuid::new_v4()).into_bytes();
+        let (etag, size) = upload(&python, &moto.endpoint, key, &content);
+        let _ = std::fs::remove_file("/tmp/test");
+        let auth = format!("Bearer {TOKEN}");
+        let mut all = vec![("Authorization", auth.as_str())];
+        all.extend_from_slice(headers);
+        let r = g.client().request(
+            "POST",
+            "/oss/notify",
+            &all,
+            body(key, &etag, size).as_bytes(),
+        );
+        assert_eq!(r.status, 200, "{key}: {}", r.text());
+        assert_eq!(r.json()["delivered"], 1, "{key}: {}", r.text());
+        let downloaded = std::fs::read("/tmp/test").unwrap_or_default();
+        assert_eq!(
+            String::from_utf8_lossy(&downloaded),
+            String::from_utf8_lossy(&content),
+            "{key}"
+        );
+    }
+    // A notification for an object that is not there: the seed code returns "download file
+    // failed" — a 2xx answer, so the bridge counts it delivered; the file is not written.
+    let _ = std::fs::remove_file("/tmp/test");
+    let auth = format!("Bearer {TOKEN}");
+    let r = g.client().request(
+        "POST",
+        "/oss/notify",
+        &[("Authorization", &auth)],
+        minio_body("missing.txt", "x", 1).as_bytes(),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(std::fs::read("/tmp/test").is_err());
+}
