@@ -96,11 +96,7 @@ pub async fn handle(
         Notification::SnsSubscription {
             topic,
             subscribe_url,
-        } => {
-            // The URL holds SNS's one-time confirmation token, which the operator needs.
-            tracing::warn!(target: "fngate::oss", topic, "SNS SubscriptionConfirmation: confirm it by fetching {subscribe_url}");
-            return Ok(Answer::json(200, json!({"subscription": "received"})));
-        }
+        } => return sns_subscription(topic, subscribe_url, deps.snap).await,
         Notification::SnsUnsubscribe { topic } => {
             tracing::warn!(target: "fngate::oss", topic, "SNS UnsubscribeConfirmation received");
             return Ok(Answer::json(200, json!({"unsubscribe": "received"})));
@@ -138,6 +134,42 @@ pub async fn handle(
         a.extend(c.clone());
     }
     Ok(Answer::json(200, answer))
+}
+
+/// SNS asks to confirm a subscription. Fetching the URL confirms it; that is done only when
+/// configured, else the URL (which holds SNS's one-time token) is logged for the operator.
+async fn sns_subscription(
+    topic: String,
+    url: String,
+    snap: &Snapshot,
+) -> Result<Answer, GatewayError> {
+    let confirm = snap
+        .config
+        .oss_bridge
+        .as_ref()
+        .is_some_and(|b| b.confirm_subscriptions);
+    if !confirm {
+        tracing::warn!(target: "fngate::oss", topic, "SNS SubscriptionConfirmation: confirm it by opening {url} (or set confirm_subscriptions: true)");
+        return Ok(Answer::json(200, json!({"subscription": "received"})));
+    }
+    let outcome = match crate::oss::subscribe::confirm(&url).await {
+        Ok(status) if (200..300).contains(&status) => Ok(status),
+        Ok(status) => Err(format!("the SubscribeURL answered {status}")),
+        Err(why) => Err(why),
+    };
+    match outcome {
+        Ok(status) => {
+            tracing::info!(target: "fngate::oss", topic, status, "SNS subscription confirmed");
+            Ok(Answer::json(200, json!({"subscription": "confirmed"})))
+        }
+        Err(why) => {
+            tracing::warn!(target: "fngate::oss", topic, "SNS subscription not confirmed ({why}); confirm it by opening {url}");
+            Ok(Answer::json(
+                200,
+                json!({"subscription": "received", "confirmed": false, "why": why}),
+            ))
+        }
+    }
 }
 
 /// A body that cannot be mapped: with a store it is dead-lettered and acknowledged (MinIO and

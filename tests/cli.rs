@@ -42,6 +42,39 @@ fn the_example_config_is_valid() {
 }
 
 #[test]
+fn the_oss_example_config_is_valid_with_its_environment() {
+    let conf = concat!(env!("CARGO_MANIFEST_DIR"), "/conf/oss.yaml");
+    let env = [
+        ("S3_ENDPOINT", "http://127.0.0.1:9000"),
+        ("S3_ACCESS_KEY_ID", "k"),
+        ("S3_SECRET_ACCESS_KEY", "s"),
+    ];
+    let out = fngate()
+        .args(["-c", conf, "-t"])
+        .envs(env)
+        .env("FNGATE_OSS_TOKEN", "t")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Without the token the file says which variable is missing, and where.
+    let out = fngate()
+        .args(["-c", conf, "-t"])
+        .envs(env)
+        .env_remove("FNGATE_OSS_TOKEN")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("FNGATE_OSS_TOKEN is not set"),
+        "{err}"
+    );
+}
+
+#[test]
 fn each_class_of_config_error_has_line_and_column() {
     let f = "functions:\n  hello:\n    endpoints: [\"http://127.0.0.1:9000/invoke\"]\n";
     let cases: Vec<(String, &str, &str)> = vec![

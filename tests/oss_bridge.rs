@@ -230,3 +230,53 @@ fn unmappable_bodies_get_400_and_failures_get_5xx_for_a_retry() {
         (502, Some("FUNCTION_UNREACHABLE"))
     );
 }
+
+#[test]
+fn sns_subscriptions_are_confirmed_only_when_configured_and_only_on_sns_or_loopback_hosts() {
+    let f = FakeFunction::replying(json!(null));
+    // Stands in for SNS's ConfirmSubscription endpoint.
+    let sns = FakeFunction::replying(json!({"ConfirmSubscriptionResponse": {}}));
+    let message = |url: &str| {
+        json!({"Type": "SubscriptionConfirmation", "MessageId": "m", "Token": "t", "TopicArn": "arn:aws:sns:us-west-2:1:MyTopic",
+            "Message": "You have chosen to subscribe", "SubscribeURL": url, "Timestamp": "2026-11-21T10:00:00.000Z"}).to_string()
+    };
+    let url = format!("http://{}/?Action=ConfirmSubscription&Token=t", sns.addr);
+    let headers = [("x-amz-sns-message-type", "SubscriptionConfirmation")];
+
+    let off = bridge(&f, "");
+    let r = post(&off, &headers, message(&url).as_bytes());
+    assert_eq!(
+        (r.status, r.json()),
+        (200, json!({"subscription": "received"}))
+    );
+    assert!(sns.events().is_empty(), "not fetched unless configured");
+
+    let on = bridge(&f, "  confirm_subscriptions: true\n");
+    let r = post(&on, &headers, message(&url).as_bytes());
+    assert_eq!(
+        (r.status, r.json()),
+        (200, json!({"subscription": "confirmed"}))
+    );
+    let got = sns.last_event();
+    assert_eq!(got.path, "/?Action=ConfirmSubscription&Token=t");
+    for (url, why) in [
+        (
+            "http://example.com/?Action=ConfirmSubscription",
+            "not an SNS host",
+        ),
+        (
+            "https://sns.us-west-2.amazonaws.com/?Action=ConfirmSubscription",
+            "TLS",
+        ),
+    ] {
+        let r = post(&on, &headers, message(url).as_bytes());
+        assert_eq!(r.json()["confirmed"], false, "{url}");
+        assert!(
+            r.json()["why"].as_str().unwrap().contains(why),
+            "{}",
+            r.text()
+        );
+    }
+    assert_eq!(sns.events().len(), 1);
+    assert!(f.events().is_empty());
+}

@@ -10,4 +10,5 @@ pub mod event;
 pub mod queue;
 pub mod records;
 pub mod stats;
+pub mod subscribe;
 pub mod worker;

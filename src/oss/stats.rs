@@ -1,4 +1,4 @@
-//! Counters of the bridge (issue 4, "visibility"): what was received, matched, delivered,
+//! Counters of the bridge: what was received, matched, delivered,
 //! retried, dead-lettered. Shared by the request path and the delivery workers.
 
 use std::sync::atomic::{AtomicU64, Ordering};
