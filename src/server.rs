@@ -13,6 +13,7 @@ use crate::supervisor::Supervisor;
 use arc_swap::ArcSwap;
 use async_trait::async_trait;
 use pingora::apps::HttpServerOptions;
+use pingora::listeners::{L4BufferSettings, ListenerConfig, DEFAULT_L4_WRITE_BUFFER_SIZE};
 use pingora::server::configuration::ServerConf;
 use pingora::server::{RunArgs, Server, ShutdownSignal, ShutdownSignalWatch};
 use std::net::TcpListener;
@@ -76,7 +77,10 @@ fn build(mut config: Config) -> Result<(Server, Supervisor), String> {
     let mut service =
         pingora::proxy::http_proxy_service_with_name(&server.configuration, gateway, "fngate");
     for addr in &listen {
-        service.add_tcp(&addr.to_string());
+        // pingora's default 64 KiB L4 read buffer per client connection is a second copy in
+        // front of the HTTP session's own buffer, and 640 MB for 10,000 idle clients.
+        let buffers = L4BufferSettings::new(0, DEFAULT_L4_WRITE_BUFFER_SIZE);
+        service.add_listener(ListenerConfig::tcp(addr.to_string()).l4_buffer(buffers));
     }
     if let Some(app) = service.app_logic_mut() {
         let mut options = HttpServerOptions::default();

@@ -1,0 +1,149 @@
+//! Allocations per request on the event route, counted by a global allocator around an
+//! in-process gateway (one worker thread). The stub and the client below use fixed buffers and
+//! allocate nothing per request, so the count is the gateway's.
+//!
+//!     cargo bench --bench allocs
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+struct Counting;
+static ALLOCS: AtomicU64 = AtomicU64::new(0);
+static BYTES: AtomicU64 = AtomicU64::new(0);
+
+// SAFETY: forwards to the system allocator, only counting.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        ALLOCS.fetch_add(1, Ordering::Relaxed);
+        BYTES.fetch_add(layout.size() as u64, Ordering::Relaxed);
+        System.alloc(layout)
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        System.dealloc(ptr, layout)
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        ALLOCS.fetch_add(1, Ordering::Relaxed);
+        BYTES.fetch_add(new_size as u64, Ordering::Relaxed);
+        System.realloc(ptr, layout, new_size)
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+const REPLY_BODY: &str = r#"{"statusCode":200,"headers":{"content-type":"application/json"},"body":"{\"id\":\"42\",\"ok\":true}"}"#;
+const REQUEST: &[u8] = b"GET /users/42?lang=zh&page=2 HTTP/1.1\r\nHost: bench.local\r\nUser-Agent: fngate-bench/1\r\nAccept: application/json\r\nAccept-Language: zh-CN,zh;q=0.9\r\nX-Trace: 7f3a9c\r\n\r\n";
+
+/// Reads one HTTP message (head + Content-Length body) into `buf`; returns its length.
+fn read_message(s: &mut TcpStream, buf: &mut [u8]) -> Option<usize> {
+    let mut filled = 0;
+    loop {
+        let n = s.read(&mut buf[filled..]).ok()?;
+        if n == 0 {
+            return None;
+        }
+        filled += n;
+        let Some(end) = buf[..filled].windows(4).position(|w| w == b"\r\n\r\n") else {
+            continue;
+        };
+        let head = &buf[..end];
+        let len = head
+            .split(|&b| b == b'\n')
+            .find(|l| l.len() > 15 && l[..15].eq_ignore_ascii_case(b"content-length:"))
+            .and_then(|l| std::str::from_utf8(&l[15..]).ok())
+            .and_then(|v| v.trim().parse::<usize>().ok())
+            .unwrap_or(0);
+        if filled >= end + 4 + len {
+            return Some(end + 4 + len);
+        }
+    }
+}
+
+fn stub() -> SocketAddr {
+    let reply: &'static [u8] = format!(
+        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{REPLY_BODY}",
+        REPLY_BODY.len()
+    )
+    .leak()
+    .as_bytes();
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { return };
+            std::thread::spawn(move || {
+                let _ = conn.set_nodelay(true);
+                let mut buf = vec![0u8; 64 * 1024];
+                while read_message(&mut conn, &mut buf).is_some() {
+                    if conn.write_all(reply).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
+fn main() {
+    let bench = std::env::args().any(|a| a == "--bench");
+    let (warmup, n) = if bench {
+        (2_000, 20_000u64)
+    } else {
+        (200, 500)
+    };
+    let stub = stub();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let yaml = format!(
+        "server:\n  listen: [\"127.0.0.1:{port}\"]\n  threads: 1\n  grace_period: 0s\nfunctions:\n  stub:\n    endpoints: [\"http://{stub}/invoke\"]\napis:\n  - id: bench\n    routes:\n      - path: /users/{{id}}\n        function: stub\n"
+    );
+    let config =
+        fngate::config::Config::from_yaml(&yaml, std::path::Path::new("."), "bench.yaml").unwrap();
+    let stopper = fngate::server::Stopper::default();
+    let stop = stopper.clone();
+    let gateway = std::thread::spawn(move || fngate::server::run_until(config, &stop).unwrap());
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let until = Instant::now() + Duration::from_secs(10);
+    while TcpStream::connect(addr).is_err() {
+        assert!(Instant::now() < until, "the gateway did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let mut client = TcpStream::connect(addr).unwrap();
+    client.set_nodelay(true).unwrap();
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut round = |count: u64| {
+        for _ in 0..count {
+            client.write_all(REQUEST).unwrap();
+            let len = read_message(&mut client, &mut buf).expect("an answer");
+            assert!(
+                buf[..len].starts_with(b"HTTP/1.1 200"),
+                "{}",
+                String::from_utf8_lossy(&buf[..len])
+            );
+        }
+    };
+    round(warmup);
+    let (a0, b0) = (
+        ALLOCS.load(Ordering::Relaxed),
+        BYTES.load(Ordering::Relaxed),
+    );
+    round(n);
+    let (a1, b1) = (
+        ALLOCS.load(Ordering::Relaxed),
+        BYTES.load(Ordering::Relaxed),
+    );
+    println!(
+        "event route: {:.1} allocations and {:.0} bytes allocated per request ({n} requests, one connection, access log off)",
+        (a1 - a0) as f64 / n as f64,
+        (b1 - b0) as f64 / n as f64
+    );
+    stopper.stop();
+    let _ = gateway.join();
+}

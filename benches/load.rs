@@ -1,0 +1,335 @@
+//! The load benchmark (issue 5): requests/s and latency of the event route, the pass-through
+//! route, the stub itself and nginx as a plain reverse proxy to the same stub — same client,
+//! same stub, same run — then the gateway's memory with 10,000 idle keep-alive clients.
+//!
+//!     benches/load.sh                  # installs nginx when missing, then runs this
+//!     cargo bench --bench load         # the same, without nginx unless it is installed
+//!
+//! Environment: FNGATE_BENCH_SECS (10), FNGATE_BENCH_RUNS (3), FNGATE_BENCH_CONNECTIONS (64),
+//! FNGATE_BENCH_LOG=1 keeps fngate's access log on. Under `cargo test` it runs a short smoke
+//! version, to keep the harness working.
+
+mod support;
+use std::net::SocketAddr;
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+use support::*;
+
+const EVENT_PATH: &str = "/users/42?lang=zh&page=2";
+const PASS_PATH: &str = "/pass/users/42?lang=zh&page=2";
+
+fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// A server process pinned to `cpu`, killed on drop.
+struct Server {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn pinned(mut cmd: Command, cpu: Option<usize>) -> Child {
+    if let Some(cpu) = cpu {
+        // SAFETY: only sched_setaffinity (async-signal-safe) runs between fork and exec.
+        unsafe {
+            cmd.pre_exec(move || {
+                let mut set: libc::cpu_set_t = std::mem::zeroed();
+                libc::CPU_SET(cpu, &mut set);
+                libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
+                Ok(())
+            });
+        }
+    }
+    cmd.spawn().expect("start server")
+}
+
+fn start_fngate(dir: &Path, stub: SocketAddr, cpu: Option<usize>) -> Server {
+    let port = free_port();
+    let yaml = format!(
+        "server:\n  listen: [\"127.0.0.1:{port}\"]\n  threads: 1\n  grace_period: 0s\n  keepalive_timeout: 600s\nfunctions:\n  stub:\n    endpoints: [\"http://{stub}/invoke\"]\n    timeout: 10s\napis:\n  - id: bench\n    stage: test\n    routes:\n      - path: /users/{{id}}\n        methods: [GET]\n        function: stub\n      - path: /pass/{{*rest}}\n        upstream: http://{stub}\n"
+    );
+    let conf = dir.join("fngate.yaml");
+    std::fs::write(&conf, yaml).unwrap();
+    let log = if env_or("FNGATE_BENCH_LOG", 0) == 1 {
+        "info"
+    } else {
+        "warn"
+    };
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_fngate"));
+    cmd.arg("-c")
+        .arg(&conf)
+        .env("RUST_LOG", log)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let addr = format!("127.0.0.1:{port}").parse().unwrap();
+    let server = Server {
+        child: pinned(cmd, cpu),
+        addr,
+    };
+    wait_listening(addr);
+    server
+}
+
+fn start_nginx(dir: &Path, stub: SocketAddr, cpu: Option<usize>) -> Option<Server> {
+    let nginx = ["/usr/sbin/nginx", "/usr/bin/nginx"]
+        .into_iter()
+        .find(|p| Path::new(p).exists())?;
+    let port = free_port();
+    let d = dir.display();
+    let conf = format!(
+        "worker_processes 1;\ndaemon off;\nmaster_process off;\npid {d}/nginx.pid;\nerror_log {d}/nginx-error.log warn;\nworker_rlimit_nofile 20000;\nevents {{ worker_connections 16384; }}\nhttp {{\n  access_log off;\n  client_body_temp_path {d}/body;\n  proxy_temp_path {d}/proxy;\n  fastcgi_temp_path {d}/fastcgi;\n  uwsgi_temp_path {d}/uwsgi;\n  scgi_temp_path {d}/scgi;\n  keepalive_requests 10000000;\n  keepalive_timeout 600s;\n  upstream stub {{ server {stub}; keepalive 128; keepalive_requests 10000000; }}\n  server {{\n    listen 127.0.0.1:{port} reuseport backlog=4096;\n    location / {{\n      proxy_pass http://stub;\n      proxy_http_version 1.1;\n      proxy_set_header Connection \"\";\n    }}\n  }}\n}}\n"
+    );
+    std::fs::write(dir.join("nginx.conf"), conf).unwrap();
+    let mut cmd = Command::new(nginx);
+    cmd.arg("-p")
+        .arg(dir)
+        .arg("-e")
+        .arg(dir.join("nginx-error.log"))
+        .arg("-c")
+        .arg(dir.join("nginx.conf"));
+    cmd.stdout(Stdio::null()).stderr(Stdio::null());
+    let addr = format!("127.0.0.1:{port}").parse().unwrap();
+    let server = Server {
+        child: pinned(cmd, cpu),
+        addr,
+    };
+    wait_listening(addr);
+    Some(server)
+}
+
+struct Row {
+    name: &'static str,
+    rps: f64,
+    p50: u32,
+    p99: u32,
+    p999: u32,
+    errors: u64,
+    cpu_us: Option<f64>,
+}
+
+/// One thing to load: a name, where it listens, the request path, and the process to account.
+struct Target {
+    name: &'static str,
+    addr: SocketAddr,
+    path: &'static str,
+    pid: Option<u32>,
+}
+
+/// How hard and how long.
+struct Shape {
+    conns: usize,
+    warmup: Duration,
+    secs: Duration,
+}
+
+fn measure(rt: &tokio::runtime::Runtime, t: &Target, shape: &Shape) -> Row {
+    let before = t.pid.map(cpu_time);
+    let load = rt.block_on(drive(
+        t.addr,
+        request(t.path),
+        shape.conns,
+        shape.warmup,
+        shape.secs,
+    ));
+    let cpu_us = t.pid.zip(before).map(|(p, b)| {
+        // CPU time cannot be split between warm-up and measurement, so the warm-up's
+        // requests are counted at the measured rate.
+        let spent = cpu_time(p).saturating_sub(b).as_secs_f64() * 1e6;
+        let total = load.rps() * (shape.secs + shape.warmup).as_secs_f64();
+        spent / total.max(1.0)
+    });
+    Row {
+        name: t.name,
+        rps: load.rps(),
+        p50: load.percentile(50.0),
+        p99: load.percentile(99.0),
+        p999: load.percentile(99.9),
+        errors: load.errors,
+        cpu_us,
+    }
+}
+
+fn median_by_rps(mut rows: Vec<Row>) -> Row {
+    rows.sort_by(|a, b| a.rps.total_cmp(&b.rps));
+    let mid = rows.len() / 2;
+    rows.swap_remove(mid)
+}
+
+/// Opens `n` connections, each answered once and then left idle; returns them.
+fn idle_clients(addr: SocketAddr, n: usize) -> Vec<std::net::TcpStream> {
+    use std::io::{Read, Write};
+    let req = request(EVENT_PATH);
+    let mut open = Vec::with_capacity(n);
+    let mut buf = [0u8; 4096];
+    for _ in 0..n {
+        let Ok(mut s) = std::net::TcpStream::connect(addr) else {
+            break;
+        };
+        let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+        if s.write_all(&req).is_err() || s.read(&mut buf).unwrap_or(0) == 0 {
+            break;
+        }
+        open.push(s);
+    }
+    open
+}
+
+fn main() {
+    let bench = std::env::args().any(|a| a == "--bench");
+    let (secs, warmup, runs, conns, idle) = if bench {
+        (
+            Duration::from_secs(env_or("FNGATE_BENCH_SECS", 10)),
+            Duration::from_secs(2),
+            env_or("FNGATE_BENCH_RUNS", 3),
+            env_or("FNGATE_BENCH_CONNECTIONS", 64),
+            10_000,
+        )
+    } else {
+        (
+            Duration::from_millis(300),
+            Duration::from_millis(100),
+            1,
+            8,
+            200,
+        )
+    };
+    let fd_limit = raise_fd_limit();
+    let cpu_count = cpus();
+    // The gateway (and nginx) get CPU 0 to themselves; the client and the stub share CPU 1.
+    let (server_cpu, client_cpu) = if cpu_count >= 2 {
+        (Some(0), Some(1))
+    } else {
+        (None, None)
+    };
+    if let Some(cpu) = client_cpu {
+        pin_to(cpu);
+    }
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    // The stub gets a thread (and runtime) of its own, so that it also answers between runs.
+    let stub_listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let stub = stub_listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            stub_listener.set_nonblocking(true).unwrap();
+            serve_stub(tokio::net::TcpListener::from_std(stub_listener).unwrap()).await
+        });
+    });
+
+    let dir = std::env::temp_dir().join(format!("fngate-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let fngate = start_fngate(&dir, stub, server_cpu);
+    let nginx = start_nginx(&dir, stub, server_cpu);
+
+    println!("fngate load benchmark: {conns} keep-alive connections, {}s per run after {}s warm-up, median of {runs} run(s)", secs.as_secs_f64(), warmup.as_secs_f64());
+    println!("CPUs: {cpu_count} (server pinned to {server_cpu:?}, client and stub to {client_cpu:?}); open files: {fd_limit}");
+    // FNGATE_BENCH_ONLY=event,nginx runs only targets whose name contains one of the words.
+    let only: Vec<String> = std::env::var("FNGATE_BENCH_ONLY").map_or_else(
+        |_| Vec::new(),
+        |v| v.split(',').map(str::to_owned).collect(),
+    );
+    let wanted = |name: &str| only.is_empty() || only.iter().any(|w| name.contains(w.as_str()));
+    let mut targets = vec![
+        Target {
+            name: "stub, direct",
+            addr: stub,
+            path: EVENT_PATH,
+            pid: None,
+        },
+        Target {
+            name: "fngate event route",
+            addr: fngate.addr,
+            path: EVENT_PATH,
+            pid: Some(fngate.child.id()),
+        },
+        Target {
+            name: "fngate pass-through",
+            addr: fngate.addr,
+            path: PASS_PATH,
+            pid: Some(fngate.child.id()),
+        },
+    ];
+    if let Some(n) = &nginx {
+        targets.push(Target {
+            name: "nginx proxy",
+            addr: n.addr,
+            path: EVENT_PATH,
+            pid: Some(n.child.id()),
+        });
+    }
+    targets.retain(|t| wanted(t.name));
+    let shape = Shape {
+        conns,
+        warmup,
+        secs,
+    };
+    let mut results: Vec<Vec<Row>> = targets.iter().map(|_| Vec::new()).collect();
+    for _ in 0..runs {
+        for (i, t) in targets.iter().enumerate() {
+            results[i].push(measure(&rt, t, &shape));
+        }
+    }
+    let rows: Vec<Row> = results
+        .into_iter()
+        .filter(|r| !r.is_empty())
+        .map(median_by_rps)
+        .collect();
+    let nginx_row = rows.iter().find(|r| r.name == "nginx proxy");
+    println!();
+    println!("| target | req/s | p50 µs | p99 µs | p99.9 µs | CPU µs/req | errors | vs nginx req/s | vs nginx p99 |");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+    for r in &rows {
+        let cpu = r.cpu_us.map_or("-".into(), |c| format!("{c:.1}"));
+        let (x, p) = nginx_row.map_or(("-".into(), "-".into()), |n| {
+            (
+                format!("{:.2}×", r.rps / n.rps),
+                format!("{:.2}×", r.p99 as f64 / n.p99.max(1) as f64),
+            )
+        });
+        println!(
+            "| {} | {:.0} | {} | {} | {} | {} | {} | {} | {} |",
+            r.name, r.rps, r.p50, r.p99, r.p999, cpu, r.errors, x, p
+        );
+    }
+    if nginx.is_none() {
+        println!("(nginx is not installed: benches/load.sh installs it from Debian's packages)");
+    }
+
+    let pid = fngate.child.id();
+    let before = rss_kib(pid);
+    let clients = idle_clients(fngate.addr, idle);
+    std::thread::sleep(Duration::from_millis(500));
+    let after = rss_kib(pid);
+    println!();
+    println!("fngate RSS: {:.1} MiB after the load runs, {:.1} MiB holding {} idle keep-alive client connections", before as f64 / 1024.0, after as f64 / 1024.0, clients.len());
+    drop(clients);
+    if let Some(n) = &nginx {
+        let nginx_clients = idle_clients(n.addr, idle);
+        std::thread::sleep(Duration::from_millis(500));
+        println!(
+            "nginx RSS: {:.1} MiB holding {} idle keep-alive client connections",
+            rss_kib(n.child.id()) as f64 / 1024.0,
+            nginx_clients.len()
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(rows.iter().all(|r| r.rps > 0.0), "every target answered");
+}
