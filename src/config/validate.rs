@@ -251,6 +251,17 @@ fn function(
 ) -> Function {
     let spec = &f.value;
     let mut endpoints = Vec::new();
+    // The name travels in a request header (x-fngate-function) and in logs.
+    let name_ok = (1..=64).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
+    if !name_ok {
+        problems.push(at_span(
+            f,
+            format!("function name {name:?}: use 1-64 letters, digits, '_', '-' or '.'"),
+        ));
+    }
     match (&spec.endpoints, &spec.command) {
         (Some(_), Some(_)) | (None, None) => problems.push(at_span(
             f,

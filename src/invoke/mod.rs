@@ -1,0 +1,234 @@
+//! Calling function backends (SPEC §3): pooled HTTP/1.1 keep-alive connections (`conn`),
+//! round-robin over endpoints with failed ones skipped for a while, one retry on a fresh
+//! connection when a pooled one turns out stale, and a cap on the reply size.
+
+mod conn;
+
+use crate::config::Function;
+use bytes::Bytes;
+use conn::{Conn, Failure as ConnFailure};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// How long an endpoint that refused a connection is skipped.
+pub const EJECT_FOR: Duration = Duration::from_secs(2);
+/// How long an idle pooled connection to a backend is kept.
+pub const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InvokeError {
+    /// Connect refused, reset or closed before a reply, malformed reply framing.
+    Unreachable(String),
+    /// The reply body is larger than the function's cap.
+    ReplyTooLarge(usize),
+}
+
+/// What the function's runtime answered.
+#[derive(Debug)]
+pub struct Invocation {
+    pub status: u16,
+    pub body: Bytes,
+}
+
+struct EndpointState {
+    addr: SocketAddr,
+    authority: String,
+    path: String,
+    /// Milliseconds since the invoker's epoch until which the endpoint is skipped.
+    down_until: AtomicU64,
+}
+
+/// One function's endpoints and balancing state.
+pub struct FunctionClient {
+    name: String,
+    endpoints: Vec<EndpointState>,
+    next: AtomicUsize,
+    max_reply_bytes: usize,
+}
+
+impl FunctionClient {
+    pub fn new(f: &Function) -> FunctionClient {
+        let endpoints = f
+            .endpoints
+            .iter()
+            .map(|e| EndpointState {
+                addr: e.addr,
+                authority: e.authority.clone(),
+                path: e.path_and_query.clone(),
+                down_until: AtomicU64::new(0),
+            })
+            .collect();
+        FunctionClient {
+            name: f.name.clone(),
+            endpoints,
+            next: AtomicUsize::new(0),
+            max_reply_bytes: f.max_reply_bytes,
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+enum Failure {
+    /// Nothing was sent: safe to try another endpoint.
+    Connect(String),
+    /// The request may have reached the function.
+    AfterSend(String),
+    TooLarge(usize),
+}
+
+/// Calls functions; owns the idle connections, which belong to the runtime it runs on.
+pub struct Invoker {
+    idle: Mutex<HashMap<SocketAddr, Vec<Conn>>>,
+    max_idle: usize,
+    epoch: Instant,
+}
+
+impl Invoker {
+    /// `max_idle`: idle connections kept per backend address.
+    pub fn new(max_idle: usize) -> Invoker {
+        Invoker {
+            idle: Mutex::new(HashMap::new()),
+            max_idle,
+            epoch: Instant::now(),
+        }
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.epoch.elapsed().as_millis() as u64
+    }
+
+    /// POSTs `event` to one of the function's endpoints. The caller bounds it with the timeout;
+    /// `deadline_ms` is what the function is told it has left.
+    pub async fn invoke(
+        &self,
+        f: &FunctionClient,
+        event: Bytes,
+        request_id: &str,
+        deadline_ms: u64,
+    ) -> Result<Invocation, InvokeError> {
+        let n = f.endpoints.len();
+        if n == 0 {
+            return Err(InvokeError::Unreachable(format!(
+                "function {:?} has no running endpoint",
+                f.name
+            )));
+        }
+        let start = f.next.fetch_add(1, Ordering::Relaxed);
+        let now = self.now_ms();
+        let order = (0..n).map(|i| (start + i) % n);
+        let healthy: Vec<usize> = order
+            .clone()
+            .filter(|&i| f.endpoints[i].down_until.load(Ordering::Relaxed) <= now)
+            .collect();
+        // With every endpoint ejected, try them all rather than fail without trying.
+        let candidates = if healthy.is_empty() {
+            order.collect()
+        } else {
+            healthy
+        };
+        let mut last = String::new();
+        for i in candidates {
+            let ep = &f.endpoints[i];
+            let head = request_head(f, ep, event.len(), request_id, deadline_ms);
+            match self.call(ep, &head, &event, f.max_reply_bytes).await {
+                Ok(inv) => return Ok(inv),
+                Err(Failure::Connect(why)) => {
+                    ep.down_until.store(
+                        self.now_ms() + EJECT_FOR.as_millis() as u64,
+                        Ordering::Relaxed,
+                    );
+                    last = why;
+                }
+                Err(Failure::AfterSend(why)) => return Err(InvokeError::Unreachable(why)),
+                Err(Failure::TooLarge(limit)) => return Err(InvokeError::ReplyTooLarge(limit)),
+            }
+        }
+        Err(InvokeError::Unreachable(last))
+    }
+
+    /// A pooled connection not idle for too long, if there is one.
+    fn take_idle(&self, addr: SocketAddr) -> Option<Conn> {
+        let mut idle = self.idle.lock().ok()?;
+        let list = idle.get_mut(&addr)?;
+        while let Some(conn) = list.pop() {
+            if conn.idle_since.elapsed() < POOL_IDLE_TIMEOUT {
+                return Some(conn);
+            }
+        }
+        None
+    }
+
+    fn put_idle(&self, addr: SocketAddr, mut conn: Conn) {
+        conn.idle_since = Instant::now();
+        if let Ok(mut idle) = self.idle.lock() {
+            let list = idle.entry(addr).or_default();
+            if list.len() < self.max_idle {
+                list.push(conn);
+            }
+        }
+    }
+
+    async fn call(
+        &self,
+        ep: &EndpointState,
+        head: &[u8],
+        event: &Bytes,
+        max_reply: usize,
+    ) -> Result<Invocation, Failure> {
+        if let Some(mut conn) = self.take_idle(ep.addr) {
+            match conn.exchange(head, event, max_reply).await {
+                Ok(reply) => return Ok(self.finish(ep, conn, reply)),
+                // The pooled connection was closed by the backend while idle: the request
+                // never reached it, so one retry on a fresh connection is safe.
+                Err(ConnFailure::BeforeReply(_)) => {}
+                Err(ConnFailure::AfterReply(why)) => return Err(Failure::AfterSend(why)),
+                Err(ConnFailure::TooLarge(l)) => return Err(Failure::TooLarge(l)),
+            }
+        }
+        let mut conn = Conn::open(ep.addr)
+            .await
+            .map_err(|e| Failure::Connect(format!("connect to {}: {e}", ep.authority)))?;
+        match conn.exchange(head, event, max_reply).await {
+            Ok(reply) => Ok(self.finish(ep, conn, reply)),
+            Err(ConnFailure::BeforeReply(why) | ConnFailure::AfterReply(why)) => {
+                Err(Failure::AfterSend(why))
+            }
+            Err(ConnFailure::TooLarge(l)) => Err(Failure::TooLarge(l)),
+        }
+    }
+
+    /// Pools the connection when the reply was read whole and both sides keep it alive.
+    fn finish(&self, ep: &EndpointState, conn: Conn, reply: conn::Reply) -> Invocation {
+        if reply.reusable {
+            self.put_idle(ep.addr, conn);
+        }
+        Invocation {
+            status: reply.status,
+            body: reply.body,
+        }
+    }
+}
+
+/// The request head, written out (values are checked at config load; ids are ours).
+fn request_head(
+    f: &FunctionClient,
+    ep: &EndpointState,
+    len: usize,
+    request_id: &str,
+    deadline_ms: u64,
+) -> Vec<u8> {
+    use std::io::Write;
+    let mut h = Vec::with_capacity(256 + ep.path.len());
+    let _ = write!(
+        h,
+        "POST {} HTTP/1.1\r\nhost: {}\r\ncontent-type: application/json\r\ncontent-length: {len}\r\nx-jdcloud-request-id: {request_id}\r\nx-fngate-function: {}\r\nx-fngate-deadline-ms: {deadline_ms}\r\n\r\n",
+        ep.path, ep.authority, f.name
+    );
+    h
+}
