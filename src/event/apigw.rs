@@ -147,22 +147,34 @@ fn write_headers(out: &mut Vec<u8>, req: &ApiRequest) -> Result<(), EventError> 
             continue;
         }
         push_key(out, &mut first, n);
-        let sep = if n == "cookie" { "; " } else { ", " };
-        let mut joined = String::new();
-        for (i, value) in req.headers.get_all(name).iter().enumerate() {
-            let text = std::str::from_utf8(value.as_bytes())
-                .map_err(|_| EventError::BadRequest(format!("header {n:?} is not valid UTF-8")))?;
-            if i > 0 {
-                joined.push_str(sep);
+        let utf8 = |value| header_text(n, value);
+        let values = req.headers.get_all(name);
+        let mut iter = values.iter();
+        let (Some(one), None) = (iter.next(), iter.next()) else {
+            // Several lines of one header: joined, as one field-value.
+            let sep = if n == "cookie" { "; " } else { ", " };
+            let mut joined = String::new();
+            for (i, value) in values.iter().enumerate() {
+                if i > 0 {
+                    joined.push_str(sep);
+                }
+                joined.push_str(utf8(value)?);
             }
-            joined.push_str(text);
-        }
-        push_str(out, &joined);
+            push_str(out, &joined);
+            continue;
+        };
+        // The usual case, one line: written straight from the header, no copy.
+        push_str(out, utf8(one)?);
     }
     push_member(out, &mut first, "x-jdcloud-request-id", req.request_id);
     push_member(out, &mut first, "x-forwarded-for", req.forwarded_for);
     out.push(b'}');
     Ok(())
+}
+
+fn header_text<'v>(name: &str, value: &'v http::HeaderValue) -> Result<&'v str, EventError> {
+    std::str::from_utf8(value.as_bytes())
+        .map_err(|_| EventError::BadRequest(format!("header {name:?} is not valid UTF-8")))
 }
 
 fn write_path_params(out: &mut Vec<u8>, params: &[(&str, &str)]) -> Result<(), EventError> {
