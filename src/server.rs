@@ -43,6 +43,9 @@ fn build(mut config: Config) -> Result<(Server, Supervisor), String> {
         // pingora's default grace period is 300 s; ours comes from the config.
         grace_period_seconds: Some(config.server.grace_period.as_secs_f64().ceil() as u64),
         graceful_shutdown_timeout_seconds: Some(1),
+        // One work-stealing runtime for the service (pingora's default, kept explicit): the
+        // invoker's pooled connections belong to the runtime that opened them.
+        work_stealing: true,
         upstream_keepalive_pool_size: POOL_PER_THREAD * threads,
         ..ServerConf::default()
     };

@@ -240,3 +240,105 @@ fn idle_client_connections_are_closed_after_the_keepalive_timeout() {
     std::thread::sleep(Duration::from_millis(1500));
     assert!(c.is_closed(), "closed after 1 s idle");
 }
+
+/// A backend answering every request with `raw` bytes, then closing if `close`.
+fn raw_backend(raw: &'static [u8], close: bool) -> std::net::SocketAddr {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { return };
+            std::thread::spawn(move || {
+                let mut buf = vec![0u8; 65536];
+                let mut seen = Vec::new();
+                loop {
+                    let n = match conn.read(&mut buf) {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => n,
+                    };
+                    seen.extend_from_slice(&buf[..n]);
+                    // One request = head + Content-Length body; answer once it is all here.
+                    let Some(end) = seen.windows(4).position(|w| w == b"\r\n\r\n") else {
+                        continue;
+                    };
+                    let head = String::from_utf8_lossy(&seen[..end]).to_ascii_lowercase();
+                    let len: usize = head
+                        .lines()
+                        .find_map(|l| l.strip_prefix("content-length:"))
+                        .and_then(|v| v.trim().parse().ok())
+                        .unwrap_or(0);
+                    if seen.len() < end + 4 + len {
+                        continue;
+                    }
+                    seen.drain(..end + 4 + len);
+                    if conn.write_all(raw).is_err() || close {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
+#[test]
+fn function_replies_in_any_http1_framing_are_read() {
+    let reply = r#"{"statusCode":200,"body":"framed"}"#;
+    let cases: [(&str, &'static [u8], bool); 4] = [
+        (
+            "chunked, with an extension and a trailer",
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5;ext=1\r\n{\"sta\r\n1d\r\ntusCode\":200,\"body\":\"framed\"}\r\n0\r\nx-trailer: y\r\n\r\n",
+            false,
+        ),
+        (
+            "a 100 Continue first",
+            b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 34\r\n\r\n{\"statusCode\":200,\"body\":\"framed\"}",
+            false,
+        ),
+        (
+            "delimited by close",
+            b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n{\"statusCode\":200,\"body\":\"framed\"}",
+            true,
+        ),
+        (
+            "HTTP/1.0 with a length",
+            b"HTTP/1.0 200 OK\r\nContent-Length: 34\r\n\r\n{\"statusCode\":200,\"body\":\"framed\"}",
+            true,
+        ),
+    ];
+    assert_eq!(reply.len(), 34);
+    for (what, raw, close) in cases {
+        let addr = raw_backend(raw, close);
+        let g = Gateway::start(&function_config(
+            &format!("http://{addr}/invoke"),
+            "",
+            "      - path: /r\n        function: fn\n",
+        ));
+        let mut c = g.client();
+        for _ in 0..3 {
+            let r = c.get("/r");
+            assert_eq!((r.status, r.text().as_str()), (200, "framed"), "{what}");
+        }
+    }
+    // A chunk-size line that never ends is an error, not an endless read.
+    let endless: &'static [u8] = Box::leak(
+        [
+            &b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5;"[..],
+            &[b'x'; 70_000][..],
+        ]
+        .concat()
+        .into_boxed_slice(),
+    );
+    let addr = raw_backend(endless, false);
+    let g = Gateway::start(&function_config(
+        &format!("http://{addr}/invoke"),
+        "    timeout: 5s\n",
+        "      - path: /r\n        function: fn\n",
+    ));
+    let r = g.client().get("/r");
+    assert_eq!(
+        (r.status, r.header("x-fngate-error")),
+        (502, Some("FUNCTION_UNREACHABLE"))
+    );
+}

@@ -170,6 +170,10 @@ impl Conn {
             let (skip, size) = loop {
                 match httparse::parse_chunk_size(&self.buf[pos..]) {
                     Ok(httparse::Status::Complete((skip, size))) => break (skip, size as usize),
+                    // A size line (with extensions) must end within MAX_HEAD bytes.
+                    Ok(httparse::Status::Partial) if self.buf.len() - pos > MAX_HEAD => {
+                        return Err(Failure::AfterReply("malformed chunked reply".into()))
+                    }
                     Ok(httparse::Status::Partial) => self.fill_body().await?,
                     Err(_) => return Err(Failure::AfterReply("malformed chunked reply".into())),
                 }
@@ -183,6 +187,8 @@ impl Conn {
                         if end == 0 {
                             break;
                         }
+                    } else if self.buf.len() - pos > MAX_HEAD {
+                        return Err(Failure::AfterReply("reply trailers too large".into()));
                     } else {
                         self.fill_body().await?;
                     }
@@ -194,6 +200,9 @@ impl Conn {
             }
             while self.buf.len() < pos + size + 2 {
                 self.fill_body().await?;
+            }
+            if &self.buf[pos + size..pos + size + 2] != b"\r\n" {
+                return Err(Failure::AfterReply("malformed chunked reply".into()));
             }
             body.extend_from_slice(&self.buf[pos..pos + size]);
             pos += size + 2;
