@@ -38,6 +38,8 @@ pub struct RequestCtx {
     snapshot: Option<Arc<Snapshot>>,
     request_id: String,
     route: Option<usize>,
+    /// The request went to the OSS bridge endpoint.
+    bridge: bool,
     upstream: Option<(SocketAddr, Duration)>,
     status: u16,
     error: Option<&'static str>,
@@ -291,6 +293,7 @@ impl ProxyHttp for Gateway {
             snapshot: None,
             request_id: String::new(),
             route: None,
+            bridge: false,
             upstream: None,
             status: 0,
             error: None,
@@ -319,6 +322,7 @@ impl ProxyHttp for Gateway {
 
         let path = session.req_header().uri.path().to_owned();
         if let Some(oss) = snap.config.oss_bridge.as_ref().filter(|b| b.path == path) {
+            ctx.bridge = true;
             if let Some(err) = self.serve_bridge(session, ctx, &snap, oss).await? {
                 self.answer_error(session, ctx, err, expose).await?;
             }
@@ -444,7 +448,9 @@ impl ProxyHttp for Gateway {
         let route = ctx
             .route
             .zip(ctx.snapshot.as_ref())
-            .map_or("-", |(r, s)| s.config.routes[r].path.as_str());
+            .map_or(if ctx.bridge { "oss_bridge" } else { "-" }, |(r, s)| {
+                s.config.routes[r].path.as_str()
+            });
         let status = match session.response_written() {
             Some(resp) => resp.status.as_u16(),
             None => ctx.status,
