@@ -33,6 +33,21 @@ fn gateway(function_url: &str, bridge_extra: &str) -> (Gateway, std::net::Socket
     (g, admin)
 }
 
+/// User + system CPU time of this test process.
+fn process_cpu() -> Duration {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .unwrap()
+        .1
+        .split_whitespace()
+        .collect();
+    let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+    // SAFETY: sysconf has no memory arguments.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as u64;
+    Duration::from_millis(ticks * 1000 / hz)
+}
+
 fn notification(key: &str) -> String {
     json!({"Records": [{"eventVersion": "2.1", "eventSource": "aws:s3", "eventName": "ObjectCreated:Put",
         "eventTime": "2026-11-21T10:00:00.000Z", "responseElements": {"x-amz-request-id": "R1"},
@@ -217,6 +232,14 @@ fn a_full_queue_answers_503_with_retry_after_and_api_routes_keep_serving() {
         (503, Some("QUEUE_FULL"))
     );
     assert_eq!(r.header("retry-after"), Some("5"));
+    // The backlog waits without spinning: the process burns well under a core meanwhile.
+    let cpu = process_cpu();
+    std::thread::sleep(Duration::from_millis(1000));
+    let burnt = process_cpu() - cpu;
+    assert!(
+        burnt < Duration::from_millis(400),
+        "{burnt:?} of CPU in 1 s while waiting"
+    );
     // Meanwhile an API route answers at once.
     let started = Instant::now();
     let r = g.client().get("/api/1");

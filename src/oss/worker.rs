@@ -166,7 +166,12 @@ impl Dispatcher {
                     let _ = done_tx.send(retry);
                 });
             }
-            let next = due.first().map(|&(at, _)| at.saturating_sub(now_ms()));
+            // With every worker busy, a finished attempt (on `done`) is what frees one: no timer,
+            // or an event that is already due would wake this loop in a spin.
+            let next = due
+                .first()
+                .filter(|_| permits.available_permits() > 0)
+                .map(|&(at, _)| at.saturating_sub(now_ms()));
             tokio::select! {
                 seq = new.recv() => match seq {
                     Some(seq) => { due.insert((now_ms(), seq)); }
