@@ -4,11 +4,11 @@
 //!
 //!     cargo bench --bench allocs
 
+mod support;
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
 
 struct Counting;
 static ALLOCS: AtomicU64 = AtomicU64::new(0);
@@ -46,18 +46,10 @@ fn read_message(s: &mut TcpStream, buf: &mut [u8]) -> Option<usize> {
             return None;
         }
         filled += n;
-        let Some(end) = buf[..filled].windows(4).position(|w| w == b"\r\n\r\n") else {
-            continue;
-        };
-        let head = &buf[..end];
-        let len = head
-            .split(|&b| b == b'\n')
-            .find(|l| l.len() > 15 && l[..15].eq_ignore_ascii_case(b"content-length:"))
-            .and_then(|l| std::str::from_utf8(&l[15..]).ok())
-            .and_then(|v| v.trim().parse::<usize>().ok())
-            .unwrap_or(0);
-        if filled >= end + 4 + len {
-            return Some(end + 4 + len);
+        if let Some((head, body)) = support::parse_head(&buf[..filled]) {
+            if filled >= head + body {
+                return Some(head + body);
+            }
         }
     }
 }
@@ -96,11 +88,7 @@ fn main() {
         (200, 500)
     };
     let stub = stub();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = support::free_port();
     let yaml = format!(
         "server:\n  listen: [\"127.0.0.1:{port}\"]\n  threads: 1\n  grace_period: 0s\nfunctions:\n  stub:\n    endpoints: [\"http://{stub}/invoke\"]\napis:\n  - id: bench\n    routes:\n      - path: /users/{{id}}\n        function: stub\n"
     );
@@ -110,11 +98,7 @@ fn main() {
     let stop = stopper.clone();
     let gateway = std::thread::spawn(move || fngate::server::run_until(config, &stop).unwrap());
     let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-    let until = Instant::now() + Duration::from_secs(10);
-    while TcpStream::connect(addr).is_err() {
-        assert!(Instant::now() < until, "the gateway did not start");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    support::wait_listening(addr);
     let mut client = TcpStream::connect(addr).unwrap();
     client.set_nodelay(true).unwrap();
     let mut buf = vec![0u8; 64 * 1024];

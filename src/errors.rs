@@ -1,7 +1,8 @@
 //! Every answer the gateway produces itself (SPEC §4): status, `x-fngate-error` code, JSON body.
 
-use crate::contract::Violation;
+use crate::contract::{self, Violation};
 use crate::event::json::{push_key, push_member, push_str};
+use crate::invoke::{Invocation, InvokeError};
 use std::time::Duration;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -144,5 +145,23 @@ impl GatewayError {
         push_member(&mut out, &mut first, "requestId", request_id);
         out.push(b'}');
         out
+    }
+}
+
+/// A function call as the gateway sees it: a 2xx invocation, or the error to answer with. Shared
+/// by API routes and OSS deliveries, so a failed call means the same everywhere.
+pub fn call_outcome(outcome: Result<Invocation, InvokeError>) -> Result<Invocation, GatewayError> {
+    match outcome {
+        Err(InvokeError::Timeout(t)) => Err(GatewayError::FunctionTimeout(t)),
+        Err(InvokeError::Unreachable(why)) => Err(GatewayError::FunctionUnreachable(why)),
+        Err(InvokeError::ReplyTooLarge(limit)) => Err(GatewayError::ResponseInvalid(Violation {
+            pointer: String::new(),
+            problem: format!("the reply is larger than {limit} bytes"),
+        })),
+        Ok(inv) if !(200..300).contains(&inv.status) => Err(GatewayError::FunctionError {
+            status: inv.status,
+            raised: contract::raised(&inv.body),
+        }),
+        Ok(inv) => Ok(inv),
     }
 }

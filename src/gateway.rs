@@ -6,9 +6,9 @@ use crate::bridge;
 use crate::client;
 use crate::config::{OssBridge, Target};
 use crate::contract;
-use crate::errors::GatewayError;
+use crate::errors::{self, GatewayError};
 use crate::event::apigw::{self, ApiRequest, EventError};
-use crate::invoke::{InvokeError, Invoker};
+use crate::invoke::Invoker;
 use crate::oss::stats::Stats;
 use crate::oss::worker::AsyncDelivery;
 use crate::respond;
@@ -162,30 +162,14 @@ impl Gateway {
         // 3. The call, bounded by the route's timeout.
         let client = &snap.functions[function];
         let called = Instant::now();
-        let deadline_ms = route.timeout.as_millis() as u64;
-        let call = self
+        let outcome = self
             .invoker
-            .invoke(client, event, &ctx.request_id, deadline_ms);
-        let outcome = tokio::time::timeout(route.timeout, call).await;
+            .invoke_within(client, event, &ctx.request_id, route.timeout)
+            .await;
         ctx.function_time = Some(called.elapsed());
-        let invocation = match outcome {
-            Err(_) => return Ok(Some(GatewayError::FunctionTimeout(route.timeout))),
-            Ok(Err(InvokeError::Unreachable(why))) => {
-                return Ok(Some(GatewayError::FunctionUnreachable(why)))
-            }
-            Ok(Err(InvokeError::ReplyTooLarge(limit))) => {
-                return Ok(Some(GatewayError::ResponseInvalid(contract::Violation {
-                    pointer: String::new(),
-                    problem: format!("the reply is larger than {limit} bytes"),
-                })))
-            }
-            Ok(Ok(inv)) if !(200..300).contains(&inv.status) => {
-                return Ok(Some(GatewayError::FunctionError {
-                    status: inv.status,
-                    raised: contract::raised(&inv.body),
-                }))
-            }
-            Ok(Ok(inv)) => inv,
+        let invocation = match errors::call_outcome(outcome) {
+            Ok(inv) => inv,
+            Err(err) => return Ok(Some(err)),
         };
 
         // 4. The contract, then the answer.

@@ -29,7 +29,7 @@ fn stub_response() -> Vec<u8> {
 }
 
 /// Where a request head ends, and the body length it declares.
-fn parse_head(buf: &[u8]) -> Option<(usize, usize)> {
+pub fn parse_head(buf: &[u8]) -> Option<(usize, usize)> {
     let end = buf.windows(4).position(|w| w == b"\r\n\r\n")? + 4;
     let mut len = 0;
     for line in buf[..end].split(|&b| b == b'\n') {

@@ -24,6 +24,8 @@ pub enum InvokeError {
     Unreachable(String),
     /// The reply body is larger than the function's cap.
     ReplyTooLarge(usize),
+    /// No reply within the given time.
+    Timeout(Duration),
 }
 
 /// What the function's runtime answered.
@@ -68,10 +70,6 @@ impl FunctionClient {
             max_reply_bytes: f.max_reply_bytes,
         }
     }
-
-    pub fn name(&self) -> &str {
-        &self.name
-    }
 }
 
 enum Failure {
@@ -101,6 +99,20 @@ impl Invoker {
 
     fn now_ms(&self) -> u64 {
         self.epoch.elapsed().as_millis() as u64
+    }
+
+    /// `invoke`, bounded by `timeout`, which is also what the function is told it has left.
+    pub async fn invoke_within(
+        &self,
+        f: &FunctionClient,
+        event: Bytes,
+        request_id: &str,
+        timeout: Duration,
+    ) -> Result<Invocation, InvokeError> {
+        let call = self.invoke(f, event, request_id, timeout.as_millis() as u64);
+        tokio::time::timeout(timeout, call)
+            .await
+            .unwrap_or(Err(InvokeError::Timeout(timeout)))
     }
 
     /// POSTs `event` to one of the function's endpoints. The caller bounds it with the timeout;

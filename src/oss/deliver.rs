@@ -1,8 +1,8 @@
 //! Delivering one JD event to its function: the attempt shared by `delivery: sync` (in the
 //! request) and the async workers.
 
-use crate::errors::GatewayError;
-use crate::invoke::{InvokeError, Invoker};
+use crate::errors::{self, GatewayError};
+use crate::invoke::Invoker;
 use crate::snapshot::Snapshot;
 use bytes::Bytes;
 use std::time::Instant;
@@ -25,21 +25,10 @@ pub async fn invoke_once(
     let function = &snap.config.functions[d.function];
     let client = &snap.functions[d.function];
     let started = Instant::now();
-    let timeout = function.timeout;
-    let call = invoker.invoke(client, d.event.clone(), &d.id, timeout.as_millis() as u64);
-    let outcome = match tokio::time::timeout(timeout, call).await {
-        Err(_) => Err(GatewayError::FunctionTimeout(timeout)),
-        Ok(Err(InvokeError::Unreachable(why))) => Err(GatewayError::FunctionUnreachable(why)),
-        Ok(Err(InvokeError::ReplyTooLarge(limit))) => Err(GatewayError::FunctionError {
-            status: 0,
-            raised: Some(format!("a reply larger than {limit} bytes")),
-        }),
-        Ok(Ok(inv)) if !(200..300).contains(&inv.status) => Err(GatewayError::FunctionError {
-            status: inv.status,
-            raised: crate::contract::raised(&inv.body),
-        }),
-        Ok(Ok(_)) => Ok(()),
-    };
+    let outcome = invoker
+        .invoke_within(client, d.event.clone(), &d.id, function.timeout)
+        .await;
+    let outcome = errors::call_outcome(outcome).map(|_| ());
     let ms = started.elapsed().as_millis() as u64;
     match &outcome {
         Ok(()) => {
