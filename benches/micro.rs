@@ -37,25 +37,32 @@ fn route_lookup(c: &mut Criterion) {
     g.finish();
 }
 
-fn headers(n: usize) -> HeaderMap {
-    let mut h = HeaderMap::new();
-    h.insert("host", HeaderValue::from_static("api.example.com"));
-    h.insert("user-agent", HeaderValue::from_static("curl/8.5.0"));
-    h.insert("accept", HeaderValue::from_static("application/json"));
-    h.insert("content-type", HeaderValue::from_static("application/json"));
+/// `n` header lines as a client sends them (mixed case, in order).
+fn headers(n: usize) -> Vec<(String, Vec<u8>)> {
+    let mut h: Vec<(String, Vec<u8>)> = [
+        ("Host", "api.example.com"),
+        ("User-Agent", "curl/8.5.0"),
+        ("Accept", "application/json"),
+        ("Content-Type", "application/json"),
+    ]
+    .iter()
+    .map(|(n, v)| (n.to_string(), v.as_bytes().to_vec()))
+    .collect();
     for i in h.len()..n {
-        h.insert(
-            http::HeaderName::from_bytes(format!("x-custom-header-{i}").as_bytes()).unwrap(),
-            HeaderValue::from_static("some-value-of-moderate-length-0123456789"),
-        );
+        let value = b"some-value-of-moderate-length-0123456789".to_vec();
+        h.push((format!("X-Custom-Header-{i}"), value));
     }
     h
 }
 
+fn as_lines(h: &[(String, Vec<u8>)]) -> Vec<(&str, &[u8])> {
+    h.iter().map(|(n, v)| (n.as_str(), v.as_slice())).collect()
+}
+
 fn event_building(c: &mut Criterion) {
     let cfg = config(1);
-    let small_headers = headers(4);
-    let big_headers = headers(30);
+    let (small_owned, big_owned) = (headers(4), headers(30));
+    let (small_headers, big_headers) = (as_lines(&small_owned), as_lines(&big_owned));
     let json_body: Vec<u8> = {
         let mut s = String::from("{\"items\":[");
         while s.len() < 64 * 1024 - 64 {

@@ -2,17 +2,20 @@
 //! trusted proxies) and the `X-Forwarded-For` value to pass on.
 
 use crate::config::GatewaySettings;
-use http::HeaderMap;
 use ipnet::IpNet;
 use std::net::IpAddr;
 
-/// The client's own id when trusted and well-formed, else a fresh UUID v4.
-pub fn request_id(headers: &HeaderMap, gateway: &GatewaySettings) -> String {
+/// The client's own id when trusted and well-formed, else a fresh UUID v4. `header` looks a
+/// request header up by name.
+pub fn request_id<'h>(
+    header: impl Fn(&str) -> Option<&'h [u8]>,
+    gateway: &GatewaySettings,
+) -> String {
     if gateway.trust_request_id {
         let given = ["x-jdcloud-request-id", "x-request-id"]
             .iter()
-            .filter_map(|h| headers.get(*h))
-            .filter_map(|v| v.to_str().ok())
+            .filter_map(|h| header(h))
+            .filter_map(|v| std::str::from_utf8(v).ok())
             .find(|v| is_valid_request_id(v));
         if let Some(id) = given {
             return id.to_owned();
@@ -29,10 +32,10 @@ fn is_valid_request_id(v: &str) -> bool {
 }
 
 /// The `X-Forwarded-For` header as one string (several lines joined with ", ").
-pub fn forwarded_chain(headers: &HeaderMap) -> String {
+pub fn forwarded_chain<'h>(headers: impl Iterator<Item = (&'h str, &'h [u8])>) -> String {
     let mut chain = String::new();
-    for v in headers.get_all("x-forwarded-for") {
-        if let Ok(text) = v.to_str() {
+    for (_, v) in headers.filter(|(n, _)| n.eq_ignore_ascii_case("x-forwarded-for")) {
+        if let Ok(text) = std::str::from_utf8(v) {
             if !chain.is_empty() {
                 chain.push_str(", ");
             }

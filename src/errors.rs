@@ -2,6 +2,7 @@
 
 use crate::contract::{self, Violation};
 use crate::event::json::{push_key, push_member, push_str};
+use crate::http1::Answer;
 use crate::invoke::{Invocation, InvokeError};
 use std::time::Duration;
 
@@ -12,6 +13,14 @@ pub enum GatewayError {
         allow: String,
     },
     BadRequest(String),
+    /// The request head is larger than the gateway reads (431).
+    HeaderTooLarge,
+    /// A transfer coding other than chunked (501).
+    UnsupportedCoding,
+    /// The client stalled while sending the body (408).
+    RequestTimeout,
+    /// The client closed the connection before its request was read; only logged (nginx's 499).
+    ClientClosed,
     PayloadTooLarge {
         limit: usize,
     },
@@ -43,6 +52,10 @@ impl GatewayError {
             Self::RouteNotFound => 404,
             Self::MethodNotAllowed { .. } => 405,
             Self::BadRequest(_) => 400,
+            Self::HeaderTooLarge => 431,
+            Self::UnsupportedCoding => 501,
+            Self::RequestTimeout => 408,
+            Self::ClientClosed => 499,
             Self::PayloadTooLarge { .. } => 413,
             Self::UnsupportedBody => 415,
             Self::FunctionUnreachable(_) => 502,
@@ -60,6 +73,10 @@ impl GatewayError {
             Self::RouteNotFound => "ROUTE_NOT_FOUND",
             Self::MethodNotAllowed { .. } => "METHOD_NOT_ALLOWED",
             Self::BadRequest(_) => "BAD_REQUEST",
+            Self::HeaderTooLarge => "REQUEST_HEADER_TOO_LARGE",
+            Self::UnsupportedCoding => "NOT_IMPLEMENTED",
+            Self::RequestTimeout => "REQUEST_TIMEOUT",
+            Self::ClientClosed => "CLIENT_CLOSED",
             Self::PayloadTooLarge { .. } => "PAYLOAD_TOO_LARGE",
             Self::UnsupportedBody => "UNSUPPORTED_BODY",
             Self::FunctionUnreachable(_) => "FUNCTION_UNREACHABLE",
@@ -82,6 +99,16 @@ impl GatewayError {
                 format!("the method is not allowed on this path; allowed: {allow}")
             }
             Self::BadRequest(why) => why.clone(),
+            Self::HeaderTooLarge => format!(
+                "the request head is larger than {} KiB or has more than {} lines",
+                crate::http1::head::MAX_HEAD / 1024,
+                crate::http1::head::MAX_HEADERS
+            ),
+            Self::UnsupportedCoding => {
+                "the request's Transfer-Encoding is not supported (only chunked is)".into()
+            }
+            Self::RequestTimeout => "the request body did not arrive in time".into(),
+            Self::ClientClosed => "the client closed the connection".into(),
             Self::PayloadTooLarge { limit } => {
                 format!("the request body is larger than the route's limit of {limit} bytes")
             }
@@ -119,6 +146,10 @@ impl GatewayError {
             Self::RouteNotFound => "not found",
             Self::MethodNotAllowed { .. } => "method not allowed",
             Self::BadRequest(_) => "bad request",
+            Self::HeaderTooLarge => "request header too large",
+            Self::UnsupportedCoding => "not implemented",
+            Self::RequestTimeout => "request timeout",
+            Self::ClientClosed => "client closed",
             Self::PayloadTooLarge { .. } => "payload too large",
             Self::UnsupportedBody => "unsupported request body",
             Self::FunctionUnreachable(_) => "bad gateway",
@@ -128,6 +159,30 @@ impl GatewayError {
             Self::Forbidden => "forbidden",
             Self::BadNotification(_) => "bad notification",
             Self::QueueFull { .. } | Self::QueueUnavailable(_) => "service unavailable",
+        }
+    }
+
+    /// The whole answer (SPEC §4): JSON body, `x-fngate-error`, the headers some statuses
+    /// call for, and the request id.
+    pub fn answer(&self, request_id: &str, expose_details: bool) -> Answer {
+        let mut headers = vec![
+            ("Content-Type", "application/json".to_owned()),
+            ("x-fngate-error", self.code().to_owned()),
+        ];
+        match self {
+            Self::MethodNotAllowed { allow } => headers.push(("Allow", allow.clone())),
+            Self::Unauthorized => headers.push(("WWW-Authenticate", "Bearer".into())),
+            Self::QueueFull { retry_after } => {
+                headers.push(("Retry-After", retry_after.to_string()))
+            }
+            Self::QueueUnavailable(_) => headers.push(("Retry-After", "5".into())),
+            _ => {}
+        }
+        headers.push(("x-jdcloud-request-id", request_id.to_owned()));
+        Answer {
+            status: self.status(),
+            headers,
+            body: self.body(request_id, expose_details),
         }
     }
 

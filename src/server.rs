@@ -1,4 +1,5 @@
-//! Wiring: a validated `Config` becomes a pingora `Server` with the gateway on every listener,
+//! Wiring: a validated `Config` becomes a pingora `Server` with the gateway (a pingora
+//! `ServerApp`) on every listener,
 //! after the supervised functions have been started. Startup problems (a busy port) are errors
 //! here, not a silent hang inside pingora's retries. Functions are stopped only after the server
 //! has drained, so in-flight requests can finish.
@@ -12,8 +13,7 @@ use crate::snapshot::Snapshot;
 use crate::supervisor::Supervisor;
 use arc_swap::ArcSwap;
 use async_trait::async_trait;
-use pingora::apps::HttpServerOptions;
-use pingora::listeners::{L4BufferSettings, ListenerConfig, DEFAULT_L4_WRITE_BUFFER_SIZE};
+use pingora::listeners::{L4BufferSettings, ListenerConfig};
 use pingora::server::configuration::ServerConf;
 use pingora::server::{RunArgs, Server, ShutdownSignal, ShutdownSignalWatch};
 use std::net::TcpListener;
@@ -50,7 +50,6 @@ fn build(mut config: Config) -> Result<(Server, Supervisor), String> {
         ..ServerConf::default()
     };
     let listen = config.server.listen.clone();
-    let keepalive_requests = config.server.keepalive_requests;
     let config_bridge = config.oss_bridge.clone();
     let admin_listen = config.server.admin_listen;
     let snapshot = Snapshot::new(config)?;
@@ -77,18 +76,12 @@ fn build(mut config: Config) -> Result<(Server, Supervisor), String> {
         service
     });
     let gateway = Gateway::new(state, POOL_PER_THREAD * threads, oss_stats, oss_queue);
-    let mut service =
-        pingora::proxy::http_proxy_service_with_name(&server.configuration, gateway, "fngate");
+    let mut service = pingora::services::listening::Service::new("fngate".into(), gateway);
     for addr in &listen {
-        // pingora's default 64 KiB L4 read buffer per client connection is a second copy in
-        // front of the HTTP session's own buffer, and 640 MB for 10,000 idle clients.
-        let buffers = L4BufferSettings::new(0, DEFAULT_L4_WRITE_BUFFER_SIZE);
+        // The gateway takes each accepted socket out of pingora's stream at once (`http1`), so
+        // pingora's read and write buffers would only be allocated to be freed.
+        let buffers = L4BufferSettings::unbuffered();
         service.add_listener(ListenerConfig::tcp(addr.to_string()).l4_buffer(buffers));
-    }
-    if let Some(app) = service.app_logic_mut() {
-        let mut options = HttpServerOptions::default();
-        options.keepalive_request_limit = keepalive_requests;
-        app.server_options = Some(options);
     }
     server.add_service(service);
     if let Some(admin) = admin {

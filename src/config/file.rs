@@ -37,6 +37,8 @@ pub struct ServerFile {
     pub keepalive_timeout: Option<Dur>,
     /// Requests served on one client connection before it is closed.
     pub keepalive_requests: Option<Scalar<u32>>,
+    /// A request head must arrive within this from its first byte; each body read too.
+    pub read_timeout: Option<Dur>,
 }
 
 #[derive(Debug, Default, Deserialize)]

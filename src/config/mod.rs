@@ -91,6 +91,7 @@ pub struct ServerSettings {
     pub grace_period: Duration,
     pub keepalive_timeout: Duration,
     pub keepalive_requests: Option<u32>,
+    pub read_timeout: Duration,
 }
 
 #[derive(Debug, Clone)]

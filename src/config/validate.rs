@@ -183,6 +183,7 @@ fn server(file: &FileConfig, problems: &mut Problems) -> ServerSettings {
         grace_period: s.grace_period.map_or(Duration::from_secs(5), |d| d.0),
         keepalive_timeout: s.keepalive_timeout.map_or(Duration::from_secs(60), |d| d.0),
         keepalive_requests: s.keepalive_requests.map(|v| v.0),
+        read_timeout: s.read_timeout.map_or(Duration::from_secs(60), |d| d.0),
     }
 }
 

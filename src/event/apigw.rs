@@ -2,10 +2,9 @@
 //! out, written directly without an intermediate `serde_json::Value`.
 
 use super::decode::{decode_component, parse_query};
-use super::json::{push_key, push_member, push_str};
+use super::json::{push_key, push_key_lower, push_member, push_str};
 use crate::config::{Api, EventFormat, GatewaySettings};
 use base64::Engine;
-use http::HeaderMap;
 use std::time::SystemTime;
 
 /// Why a request cannot become an event.
@@ -26,7 +25,8 @@ pub struct ApiRequest<'a> {
     pub path: &'a str,
     /// Raw query string without `?` (empty when there is none).
     pub query: &'a str,
-    pub headers: &'a HeaderMap,
+    /// Header lines in arrival order, names as sent.
+    pub headers: &'a [(&'a str, &'a [u8])],
     /// Raw (still percent-encoded) path parameters in pattern order.
     pub path_params: &'a [(&'a str, &'a str)],
     /// The `x-forwarded-for` value to pass on (the client's, with the peer appended).
@@ -38,12 +38,21 @@ pub struct ApiRequest<'a> {
     pub time: SystemTime,
 }
 
-/// Hop-by-hop headers (RFC 9110 §7.6.1) are not part of the event.
+/// Hop-by-hop headers (RFC 9110 §7.6.1) are not part of the event, nor passed on by a proxy.
+/// Names compare case-insensitively.
 pub fn is_hop_by_hop(name: &str) -> bool {
-    matches!(
-        name,
-        "connection" | "keep-alive" | "te" | "trailer" | "transfer-encoding" | "upgrade"
-    ) || name.starts_with("proxy-")
+    const HOP: [&str; 6] = [
+        "connection",
+        "keep-alive",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+    ];
+    HOP.iter().any(|h| name.eq_ignore_ascii_case(h))
+        || name
+            .get(..6)
+            .is_some_and(|p| p.eq_ignore_ascii_case("proxy-"))
 }
 
 /// Builds the event JSON for the API's format.
@@ -125,46 +134,49 @@ pub fn build(req: &ApiRequest) -> Result<Vec<u8>, EventError> {
 }
 
 fn write_headers(out: &mut Vec<u8>, req: &ApiRequest) -> Result<(), EventError> {
+    let headers = req.headers;
     // Headers named in `Connection` are hop-by-hop for this request too.
-    let listed: Vec<&str> = req
-        .headers
-        .get_all(http::header::CONNECTION)
+    let listed: Vec<&[u8]> = headers
         .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(str::trim)
+        .filter(|(n, _)| n.eq_ignore_ascii_case("connection"))
+        .flat_map(|(_, v)| v.split(|&b| b == b','))
+        .map(<[u8]>::trim_ascii)
         .filter(|t| !t.is_empty())
         .collect();
     let mut first = true;
     out.push(b'{');
-    for name in req.headers.keys() {
-        let n = name.as_str();
-        if is_hop_by_hop(n)
-            || n == "x-jdcloud-request-id"
-            || n == "x-forwarded-for"
-            || listed.iter().any(|t| t.eq_ignore_ascii_case(n))
+    for (i, &(name, value)) in headers.iter().enumerate() {
+        let same = |n: &&(&str, &[u8])| n.0.eq_ignore_ascii_case(name);
+        // A name is written once, where it first appears; its later lines are joined there.
+        if headers[..i].iter().any(|h| same(&h))
+            || is_hop_by_hop(name)
+            || name.eq_ignore_ascii_case("x-jdcloud-request-id")
+            || name.eq_ignore_ascii_case("x-forwarded-for")
+            || listed
+                .iter()
+                .any(|t| t.eq_ignore_ascii_case(name.as_bytes()))
         {
             continue;
         }
-        push_key(out, &mut first, n);
-        let utf8 = |value| header_text(n, value);
-        let values = req.headers.get_all(name);
-        let mut iter = values.iter();
-        let (Some(one), None) = (iter.next(), iter.next()) else {
-            // Several lines of one header: joined, as one field-value.
-            let sep = if n == "cookie" { "; " } else { ", " };
-            let mut joined = String::new();
-            for (i, value) in values.iter().enumerate() {
-                if i > 0 {
-                    joined.push_str(sep);
-                }
-                joined.push_str(utf8(value)?);
-            }
-            push_str(out, &joined);
+        push_key_lower(out, &mut first, name);
+        let mut more = headers[i + 1..].iter().filter(same).peekable();
+        if more.peek().is_none() {
+            // The usual case, one line: written straight from the request, no copy.
+            push_str(out, header_text(name, value)?);
             continue;
+        }
+        // Several lines of one header: joined, as one field-value.
+        let sep = if name.eq_ignore_ascii_case("cookie") {
+            "; "
+        } else {
+            ", "
         };
-        // The usual case, one line: written straight from the header, no copy.
-        push_str(out, utf8(one)?);
+        let mut joined = String::from(header_text(name, value)?);
+        for (_, v) in more {
+            joined.push_str(sep);
+            joined.push_str(header_text(name, v)?);
+        }
+        push_str(out, &joined);
     }
     push_member(out, &mut first, "x-jdcloud-request-id", req.request_id);
     push_member(out, &mut first, "x-forwarded-for", req.forwarded_for);
@@ -172,9 +184,11 @@ fn write_headers(out: &mut Vec<u8>, req: &ApiRequest) -> Result<(), EventError> 
     Ok(())
 }
 
-fn header_text<'v>(name: &str, value: &'v http::HeaderValue) -> Result<&'v str, EventError> {
-    std::str::from_utf8(value.as_bytes())
-        .map_err(|_| EventError::BadRequest(format!("header {name:?} is not valid UTF-8")))
+fn header_text<'v>(name: &str, value: &'v [u8]) -> Result<&'v str, EventError> {
+    std::str::from_utf8(value).map_err(|_| {
+        let name = name.to_ascii_lowercase();
+        EventError::BadRequest(format!("header {name:?} is not valid UTF-8"))
+    })
 }
 
 fn write_path_params(out: &mut Vec<u8>, params: &[(&str, &str)]) -> Result<(), EventError> {

@@ -50,6 +50,18 @@ pub fn push_str(out: &mut Vec<u8>, s: &str) {
     out.push(b'"');
 }
 
+/// `push_key` with the key's ASCII letters lower-cased, in place: escapes only ever use
+/// lower-case letters, so lower-casing the written literal changes just the key's own.
+pub fn push_key_lower(out: &mut Vec<u8>, first: &mut bool, key: &str) {
+    if !std::mem::take(first) {
+        out.push(b',');
+    }
+    let start = out.len();
+    push_str(out, key);
+    out[start..].make_ascii_lowercase();
+    out.push(b':');
+}
+
 /// Writes `"key":` preceded by a comma unless it is the first member.
 pub fn push_key(out: &mut Vec<u8>, first: &mut bool, key: &str) {
     if !std::mem::take(first) {

@@ -1,23 +1,26 @@
-//! One HTTP/1.1 exchange with a function backend over a pooled keep-alive connection: the
-//! request head and the event leave in one `writev`, the reply is read into the connection's
-//! own buffer and parsed with httparse (Content-Length, chunked, or until close).
+//! One HTTP/1.1 client connection to a function backend or upstream, pooled between requests:
+//! the request head and body leave in one `writev`; the reply is read into the connection's
+//! own buffer and parsed with httparse (Content-Length, chunked, or until close), either whole
+//! (function calls) or piece by piece (pass-through routes).
 //!
 //! Why not pingora's client session here: it allocates a 64 KiB body buffer for every reply
 //! and sends head and body in two writes; the event route does this once per request.
 
+use crate::http1::io::{read_some, write_all2};
 use bytes::Bytes;
-use std::io::IoSlice;
 use std::net::SocketAddr;
+use std::ops::Range;
 use std::time::Instant;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-/// Most headers a function reply may have.
+/// Most headers a reply may have.
 const MAX_HEADERS: usize = 64;
 /// Largest reply head accepted.
 const MAX_HEAD: usize = 64 * 1024;
 /// A pooled connection's buffer is shrunk back to this after a large reply.
 const KEEP_BUFFER: usize = 16 * 1024;
+/// Read size while streaming a body.
+const PIECE: usize = 64 * 1024;
 
 pub struct Conn {
     stream: TcpStream,
@@ -35,11 +38,44 @@ pub enum Failure {
     TooLarge(usize),
 }
 
+/// How a reply body is delimited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Framing {
+    Length(usize),
+    Chunked,
+    UntilClose,
+}
+
+/// A reply head; its header spans index the connection buffer until `consume_head`.
+pub struct ReplyHead {
+    pub status: u16,
+    pub framing: Framing,
+    /// The backend closes the connection after this reply.
+    pub close: bool,
+    len: usize,
+    headers: Vec<(Range<usize>, Range<usize>)>,
+}
+
+/// A whole reply (function calls).
 pub struct Reply {
     pub status: u16,
     pub body: Bytes,
     /// Whether the connection can carry another request.
     pub reusable: bool,
+}
+
+/// Where a streamed body is.
+pub struct BodyReader {
+    framing: Framing,
+    /// Bytes left of the body (Length) or of the current chunk (Chunked).
+    left: usize,
+    /// Chunked: the size line of the next chunk is due.
+    at_size: bool,
+    done: bool,
+}
+
+fn after(why: impl std::fmt::Display) -> Failure {
+    Failure::AfterReply(why.to_string())
 }
 
 impl Conn {
@@ -53,22 +89,50 @@ impl Conn {
         })
     }
 
-    /// Sends `head` and `body`, reads the reply.
+    /// Sends `head` and `body`, reads the whole reply.
     pub async fn exchange(
         &mut self,
         head: &[u8],
         body: &[u8],
         max_reply: usize,
     ) -> Result<Reply, Failure> {
-        write_all_vectored(&mut self.stream, head, body)
-            .await
-            .map_err(|e| Failure::BeforeReply(format!("sending the event: {e}")))?;
-        self.buf.clear();
-        let reply = self.read_reply(max_reply).await;
+        self.send(head, body).await?;
+        let reply = self.read_head(false).await?;
+        self.consume_head(&reply);
+        let mut reader = BodyReader::new(reply.framing);
+        if let Framing::Length(len) = reply.framing {
+            if len > max_reply {
+                return Err(Failure::TooLarge(max_reply));
+            }
+        }
+        let mut body = match reply.framing {
+            // Exact, so that `Bytes::from` takes the vector without another allocation.
+            Framing::Length(len) => Vec::with_capacity(len),
+            _ => Vec::new(),
+        };
+        while let Some(piece) = self.next_piece(&mut reader).await? {
+            if body.len() + piece.len() > max_reply {
+                return Err(Failure::TooLarge(max_reply));
+            }
+            let n = piece.len();
+            body.extend_from_slice(&self.buf[piece]);
+            self.buf.drain(..n);
+        }
         if self.buf.capacity() > KEEP_BUFFER {
             self.buf = Vec::with_capacity(4096);
         }
-        reply
+        Ok(Reply {
+            status: reply.status,
+            body: Bytes::from(body),
+            reusable: self.reusable(&reply, &reader),
+        })
+    }
+
+    pub async fn send(&mut self, head: &[u8], body: &[u8]) -> Result<(), Failure> {
+        self.buf.clear();
+        write_all2(&mut self.stream, head, body)
+            .await
+            .map_err(|e| Failure::BeforeReply(format!("sending the request: {e}")))
     }
 
     /// Reads more bytes into the buffer; `Ok(0)` at end of stream.
@@ -76,146 +140,218 @@ impl Conn {
         if self.buf.capacity() - self.buf.len() < 1024 {
             self.buf.reserve(self.buf.capacity().max(4096));
         }
-        self.stream.read_buf(&mut self.buf).await
+        read_some(&self.stream, &mut self.buf).await
     }
 
-    async fn read_reply(&mut self, max_reply: usize) -> Result<Reply, Failure> {
-        // The head.
-        let (head_len, status, framing, close) = loop {
-            let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-            let mut resp = httparse::Response::new(&mut headers);
+    /// Reads the reply head (skipping 1xx interim answers). `to_head`: the request was HEAD, so
+    /// the reply has no body whatever it declares.
+    pub async fn read_head(&mut self, to_head: bool) -> Result<ReplyHead, Failure> {
+        loop {
+            let mut raw = [httparse::EMPTY_HEADER; MAX_HEADERS];
+            let mut resp = httparse::Response::new(&mut raw);
             match resp.parse(&self.buf) {
                 Ok(httparse::Status::Complete(len)) => {
                     let status = resp.code.unwrap_or(0);
-                    let (framing, close) = framing(&resp)?;
-                    // A 1xx interim answer precedes the real one.
                     if (100..200).contains(&status) && status != 101 {
                         self.buf.drain(..len);
                         continue;
                     }
-                    break (len, status, framing, close);
+                    let (mut framing, close) = framing(&resp)?;
+                    if to_head {
+                        framing = Framing::Length(0);
+                    }
+                    let base = self.buf.as_ptr() as usize;
+                    let span = |s: &[u8]| {
+                        let start = (s.as_ptr() as usize).wrapping_sub(base);
+                        match start.checked_add(s.len()) {
+                            Some(end) if !s.is_empty() && end <= len => start..end,
+                            _ => 0..0,
+                        }
+                    };
+                    let headers = resp
+                        .headers
+                        .iter()
+                        .map(|h| (span(h.name.as_bytes()), span(h.value)))
+                        .collect();
+                    return Ok(ReplyHead {
+                        status,
+                        framing,
+                        close,
+                        len,
+                        headers,
+                    });
                 }
                 Ok(httparse::Status::Partial) if self.buf.len() < MAX_HEAD => {}
-                Ok(httparse::Status::Partial) => {
-                    return Err(Failure::AfterReply("the reply head is too large".into()))
-                }
-                Err(e) => return Err(Failure::AfterReply(format!("malformed reply: {e}"))),
+                Ok(httparse::Status::Partial) => return Err(after("the reply head is too large")),
+                Err(e) => return Err(after(format!("malformed reply: {e}"))),
             }
             let started = !self.buf.is_empty();
             match self.fill().await {
                 Ok(0) if !started => {
                     return Err(Failure::BeforeReply("closed before the reply".into()))
                 }
-                Ok(0) => return Err(Failure::AfterReply("closed in the reply head".into())),
+                Ok(0) => return Err(after("closed in the reply head")),
                 Ok(_) => {}
                 Err(e) if !started => {
                     return Err(Failure::BeforeReply(format!("reading the reply: {e}")))
                 }
-                Err(e) => return Err(Failure::AfterReply(format!("reading the reply: {e}"))),
+                Err(e) => return Err(after(format!("reading the reply: {e}"))),
             }
-        };
-        self.buf.drain(..head_len);
-        // The body.
-        let (body, reusable) = match framing {
-            Framing::Length(len) => {
-                if len > max_reply {
-                    return Err(Failure::TooLarge(max_reply));
-                }
-                while self.buf.len() < len {
-                    self.fill_body().await?;
-                }
-                (
-                    Bytes::copy_from_slice(&self.buf[..len]),
-                    !close && self.buf.len() == len,
-                )
-            }
-            Framing::Chunked => (self.read_chunked(max_reply).await?, !close),
-            Framing::UntilClose => {
-                loop {
-                    if self.buf.len() > max_reply {
-                        return Err(Failure::TooLarge(max_reply));
-                    }
-                    if self
-                        .fill()
-                        .await
-                        .map_err(|e| Failure::AfterReply(e.to_string()))?
-                        == 0
-                    {
-                        break;
-                    }
-                }
-                (Bytes::copy_from_slice(&self.buf), false)
-            }
-        };
-        Ok(Reply {
-            status,
-            body,
-            reusable,
+        }
+    }
+
+    /// The reply's header lines (valid until `consume_head`).
+    pub fn header_lines<'a>(
+        &'a self,
+        head: &'a ReplyHead,
+    ) -> impl Iterator<Item = (&'a str, &'a [u8])> + 'a {
+        head.headers.iter().map(|(n, v)| {
+            let name = std::str::from_utf8(&self.buf[n.clone()]).unwrap_or("");
+            (name, &self.buf[v.clone()])
         })
     }
 
-    async fn fill_body(&mut self) -> Result<(), Failure> {
-        match self.fill().await {
-            Ok(0) => Err(Failure::AfterReply("closed in the reply body".into())),
-            Ok(_) => Ok(()),
-            Err(e) => Err(Failure::AfterReply(format!("reading the reply body: {e}"))),
+    pub fn consume_head(&mut self, head: &ReplyHead) {
+        self.buf.drain(..head.len.min(self.buf.len()));
+    }
+
+    /// The next piece of the body as a range of the buffer, which the caller drops with
+    /// `consume` once used; `None` at the end.
+    pub async fn next_piece(
+        &mut self,
+        r: &mut BodyReader,
+    ) -> Result<Option<Range<usize>>, Failure> {
+        loop {
+            if r.done {
+                return Ok(None);
+            }
+            match r.framing {
+                Framing::Length(_) if r.left == 0 => {
+                    r.done = true;
+                    continue;
+                }
+                Framing::Chunked if r.at_size => {
+                    self.chunk_size(r).await?;
+                    continue;
+                }
+                Framing::Chunked if r.left == 0 => {
+                    self.need(2).await?;
+                    if &self.buf[..2] != b"\r\n" {
+                        return Err(after("malformed chunked reply"));
+                    }
+                    self.buf.drain(..2);
+                    r.at_size = true;
+                    continue;
+                }
+                _ => {}
+            }
+            if self.buf.is_empty() {
+                let want = match r.framing {
+                    Framing::Length(_) => r.left.min(PIECE),
+                    _ => PIECE,
+                };
+                self.buf.reserve(want);
+                match self.fill().await {
+                    Ok(0) if r.framing == Framing::UntilClose => {
+                        r.done = true;
+                        continue;
+                    }
+                    Ok(0) => return Err(after("closed in the reply body")),
+                    Ok(_) => {}
+                    Err(e) => return Err(after(format!("reading the reply body: {e}"))),
+                }
+            }
+            let n = match r.framing {
+                Framing::UntilClose => self.buf.len(),
+                _ => self.buf.len().min(r.left),
+            };
+            r.left -= n.min(r.left);
+            return Ok(Some(0..n));
         }
     }
 
-    /// Decodes a chunked body in place: chunk sizes with httparse, then the data.
-    async fn read_chunked(&mut self, max_reply: usize) -> Result<Bytes, Failure> {
-        let mut body = Vec::new();
-        let mut pos = 0;
-        loop {
-            let (skip, size) = loop {
-                match httparse::parse_chunk_size(&self.buf[pos..]) {
-                    Ok(httparse::Status::Complete((skip, size))) => break (skip, size as usize),
-                    // A size line (with extensions) must end within MAX_HEAD bytes.
-                    Ok(httparse::Status::Partial) if self.buf.len() - pos > MAX_HEAD => {
-                        return Err(Failure::AfterReply("malformed chunked reply".into()))
-                    }
-                    Ok(httparse::Status::Partial) => self.fill_body().await?,
-                    Err(_) => return Err(Failure::AfterReply("malformed chunked reply".into())),
+    /// The bytes of a piece returned by `next_piece`.
+    pub fn piece(&self, range: Range<usize>) -> &[u8] {
+        &self.buf[range]
+    }
+
+    /// Drops the first `n` bytes of the buffer (a piece that has been used).
+    pub fn consume(&mut self, n: usize) {
+        self.buf.drain(..n.min(self.buf.len()));
+    }
+
+    /// Makes sure `n` bytes are buffered.
+    async fn need(&mut self, n: usize) -> Result<(), Failure> {
+        while self.buf.len() < n {
+            match self.fill().await {
+                Ok(0) => return Err(after("closed in the reply body")),
+                Ok(_) => {}
+                Err(e) => return Err(after(format!("reading the reply body: {e}"))),
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads a chunk-size line (or, for the last chunk, the trailers).
+    async fn chunk_size(&mut self, r: &mut BodyReader) -> Result<(), Failure> {
+        let (skip, size) = loop {
+            match httparse::parse_chunk_size(&self.buf) {
+                Ok(httparse::Status::Complete((skip, size))) => break (skip, size),
+                Ok(httparse::Status::Partial) if self.buf.len() > MAX_HEAD => {
+                    return Err(after("malformed chunked reply"))
                 }
-            };
-            pos += skip;
-            if size == 0 {
-                // Trailers (usually none), up to the blank line.
-                loop {
-                    if let Some(end) = find(&self.buf[pos..], b"\r\n") {
-                        pos += end + 2;
+                Ok(httparse::Status::Partial) => {
+                    let want = self.buf.len() + 1;
+                    self.need(want).await?
+                }
+                Err(_) => return Err(after("malformed chunked reply")),
+            }
+        };
+        self.buf.drain(..skip);
+        r.at_size = false;
+        r.left = usize::try_from(size).map_err(|_| after("chunk too large"))?;
+        if r.left == 0 {
+            // Trailers (usually none), up to the blank line.
+            loop {
+                match self.buf.windows(2).position(|w| w == b"\r\n") {
+                    Some(end) => {
+                        self.buf.drain(..end + 2);
                         if end == 0 {
                             break;
                         }
-                    } else if self.buf.len() - pos > MAX_HEAD {
-                        return Err(Failure::AfterReply("reply trailers too large".into()));
-                    } else {
-                        self.fill_body().await?;
+                    }
+                    None if self.buf.len() > MAX_HEAD => {
+                        return Err(after("reply trailers too large"))
+                    }
+                    None => {
+                        let want = self.buf.len() + 1;
+                        self.need(want).await?
                     }
                 }
-                break;
             }
-            if body.len() + size > max_reply {
-                return Err(Failure::TooLarge(max_reply));
-            }
-            while self.buf.len() < pos + size + 2 {
-                self.fill_body().await?;
-            }
-            if &self.buf[pos + size..pos + size + 2] != b"\r\n" {
-                return Err(Failure::AfterReply("malformed chunked reply".into()));
-            }
-            body.extend_from_slice(&self.buf[pos..pos + size]);
-            pos += size + 2;
+            r.done = true;
         }
-        self.buf.drain(..pos);
-        Ok(Bytes::from(body))
+        Ok(())
+    }
+
+    /// Whether the connection can be pooled after a reply read to its end.
+    pub fn reusable(&self, head: &ReplyHead, r: &BodyReader) -> bool {
+        r.done && !head.close && head.framing != Framing::UntilClose && self.buf.is_empty()
     }
 }
 
-enum Framing {
-    Length(usize),
-    Chunked,
-    UntilClose,
+impl BodyReader {
+    pub fn new(framing: Framing) -> BodyReader {
+        BodyReader {
+            framing,
+            left: match framing {
+                Framing::Length(n) => n,
+                _ => 0,
+            },
+            at_size: framing == Framing::Chunked,
+            done: false,
+        }
+    }
 }
 
 fn framing(resp: &httparse::Response) -> Result<(Framing, bool), Failure> {
@@ -230,11 +366,7 @@ fn framing(resp: &httparse::Response) -> Result<(Framing, bool), Failure> {
             match (v, length) {
                 (Some(v), None) => length = Some(v),
                 (Some(v), Some(l)) if v == l => {}
-                _ => {
-                    return Err(Failure::AfterReply(
-                        "bad Content-Length in the reply".into(),
-                    ))
-                }
+                _ => return Err(after("bad Content-Length in the reply")),
             }
         } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
             chunked = h
@@ -259,27 +391,4 @@ fn framing(resp: &httparse::Response) -> Result<(Framing, bool), Failure> {
         Framing::UntilClose
     };
     Ok((framing, close))
-}
-
-fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    hay.windows(needle.len()).position(|w| w == needle)
-}
-
-/// Writes `a` then `b` with as few `writev` calls as the socket allows.
-async fn write_all_vectored(stream: &mut TcpStream, a: &[u8], b: &[u8]) -> std::io::Result<()> {
-    let mut done = 0;
-    let total = a.len() + b.len();
-    while done < total {
-        let slices = if done < a.len() {
-            [IoSlice::new(&a[done..]), IoSlice::new(b)]
-        } else {
-            [IoSlice::new(&b[done - a.len()..]), IoSlice::new(&[])]
-        };
-        let n = stream.write_vectored(&slices).await?;
-        if n == 0 {
-            return Err(std::io::ErrorKind::WriteZero.into());
-        }
-        done += n;
-    }
-    Ok(())
 }

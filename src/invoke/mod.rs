@@ -2,7 +2,7 @@
 //! round-robin over endpoints with failed ones skipped for a while, one retry on a fresh
 //! connection when a pooled one turns out stale, and a cap on the reply size.
 
-mod conn;
+pub(crate) mod conn;
 
 use crate::config::Function;
 use bytes::Bytes;
@@ -105,7 +105,7 @@ impl Invoker {
     pub async fn invoke_within(
         &self,
         f: &FunctionClient,
-        event: Bytes,
+        event: &[u8],
         request_id: &str,
         timeout: Duration,
     ) -> Result<Invocation, InvokeError> {
@@ -120,7 +120,7 @@ impl Invoker {
     pub async fn invoke(
         &self,
         f: &FunctionClient,
-        event: Bytes,
+        event: &[u8],
         request_id: &str,
         deadline_ms: u64,
     ) -> Result<Invocation, InvokeError> {
@@ -148,7 +148,7 @@ impl Invoker {
         for i in candidates {
             let ep = &f.endpoints[i];
             let head = request_head(f, ep, event.len(), request_id, deadline_ms);
-            match self.call(ep, &head, &event, f.max_reply_bytes).await {
+            match self.call(ep, &head, event, f.max_reply_bytes).await {
                 Ok(inv) => return Ok(inv),
                 Err(Failure::Connect(why)) => {
                     ep.down_until.store(
@@ -165,7 +165,7 @@ impl Invoker {
     }
 
     /// A pooled connection not idle for too long, if there is one.
-    fn take_idle(&self, addr: SocketAddr) -> Option<Conn> {
+    pub(crate) fn take_idle(&self, addr: SocketAddr) -> Option<Conn> {
         let mut idle = self.idle.lock().ok()?;
         let list = idle.get_mut(&addr)?;
         while let Some(conn) = list.pop() {
@@ -176,7 +176,7 @@ impl Invoker {
         None
     }
 
-    fn put_idle(&self, addr: SocketAddr, mut conn: Conn) {
+    pub(crate) fn put_idle(&self, addr: SocketAddr, mut conn: Conn) {
         conn.idle_since = Instant::now();
         if let Ok(mut idle) = self.idle.lock() {
             let list = idle.entry(addr).or_default();
@@ -190,7 +190,7 @@ impl Invoker {
         &self,
         ep: &EndpointState,
         head: &[u8],
-        event: &Bytes,
+        event: &[u8],
         max_reply: usize,
     ) -> Result<Invocation, Failure> {
         if let Some(mut conn) = self.take_idle(ep.addr) {

@@ -26,7 +26,7 @@ pub async fn invoke_once(
     let client = &snap.functions[d.function];
     let started = Instant::now();
     let outcome = invoker
-        .invoke_within(client, d.event.clone(), &d.id, function.timeout)
+        .invoke_within(client, &d.event, &d.id, function.timeout)
         .await;
     let outcome = errors::call_outcome(outcome).map(|_| ());
     let ms = started.elapsed().as_millis() as u64;

@@ -1,0 +1,185 @@
+//! Pass-through (`upstream:`) routes: the request goes to the upstream as it came — method,
+//! target, headers, body — minus hop-by-hop headers, with X-Forwarded-For, X-Forwarded-Proto
+//! and the request id set; the reply streams back as it arrives, re-framed for the client.
+//! Upstream connections are pooled with the function calls' (`invoke`). The caller has read
+//! the request body (within the route's limit, like nginx's `proxy_request_buffering on`), so
+//! a stale pooled connection can be retried on a fresh one.
+
+use crate::errors::GatewayError;
+use crate::event::apigw::is_hop_by_hop;
+use crate::http1::Exchange;
+use crate::invoke::conn::{BodyReader, Conn, Failure, Framing, ReplyHead};
+use crate::invoke::Invoker;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// Where to and how long to wait for each step.
+pub struct Target<'a> {
+    pub addr: SocketAddr,
+    pub timeout: Duration,
+    pub request_id: &'a str,
+    /// The X-Forwarded-For value: the client's chain with the peer appended.
+    pub forwarded_for: &'a str,
+}
+
+/// Forwards the request and streams the reply; returns the status sent. An error is returned
+/// only while nothing has been sent to the client.
+pub async fn forward(
+    x: &mut Exchange<'_>,
+    invoker: &Invoker,
+    t: &Target<'_>,
+) -> Result<u16, GatewayError> {
+    let head = request_head(x, t);
+    let to_head = x.method() == "HEAD";
+    let call = connect_and_send(invoker, t.addr, &head, x.body(), to_head);
+    let (mut conn, reply) = tokio::time::timeout(t.timeout, call)
+        .await
+        .map_err(|_| GatewayError::FunctionTimeout(t.timeout))??;
+
+    let length = match (to_head, reply.framing) {
+        (true, _) => declared_length(&conn, &reply),
+        (false, Framing::Length(n)) => Some(n),
+        (false, _) => None,
+    };
+    let listed = connection_listed(conn.header_lines(&reply));
+    let headers = conn
+        .header_lines(&reply)
+        .filter(|(name, _)| passes(name, &listed) && !is_framing(name))
+        .chain([("x-jdcloud-request-id", t.request_id.as_bytes())]);
+    let started = x.start_answer(reply.status, headers, length);
+    conn.consume_head(&reply);
+    if started.is_err() {
+        return Ok(reply.status);
+    }
+
+    let mut body = BodyReader::new(reply.framing);
+    loop {
+        let piece = tokio::time::timeout(t.timeout, conn.next_piece(&mut body)).await;
+        let range = match piece {
+            Ok(Ok(Some(range))) => range,
+            Ok(Ok(None)) => break,
+            Ok(Err(_)) | Err(_) => {
+                // The status is out: all that can be said is an incomplete answer.
+                x.abort();
+                return Ok(reply.status);
+            }
+        };
+        let n = range.len();
+        if x.write_body(conn.piece(range)).await.is_err() {
+            return Ok(reply.status);
+        }
+        conn.consume(n);
+    }
+    if x.end_body().await.is_ok() && conn.reusable(&reply, &body) {
+        invoker.put_idle(t.addr, conn);
+    }
+    Ok(reply.status)
+}
+
+/// A pooled connection if there is one (retried once on a fresh one when it turns out to have
+/// been closed while idle), else a new one; the request sent and the reply head read.
+async fn connect_and_send(
+    invoker: &Invoker,
+    addr: SocketAddr,
+    head: &[u8],
+    body: &[u8],
+    to_head: bool,
+) -> Result<(Conn, ReplyHead), GatewayError> {
+    if let Some(mut conn) = invoker.take_idle(addr) {
+        let reply = match conn.send(head, body).await {
+            Ok(()) => conn.read_head(to_head).await,
+            Err(e) => Err(e),
+        };
+        match reply {
+            Ok(reply) => return Ok((conn, reply)),
+            Err(Failure::BeforeReply(_)) => {}
+            Err(other) => return Err(unreachable(other)),
+        }
+    }
+    let mut conn = Conn::open(addr).await.map_err(|e| {
+        GatewayError::FunctionUnreachable(format!("upstream: connect to {addr}: {e}"))
+    })?;
+    conn.send(head, body).await.map_err(unreachable)?;
+    let reply = conn.read_head(to_head).await.map_err(unreachable)?;
+    Ok((conn, reply))
+}
+
+fn unreachable(f: Failure) -> GatewayError {
+    let why = match f {
+        Failure::BeforeReply(why) | Failure::AfterReply(why) => why,
+        Failure::TooLarge(limit) => format!("reply larger than {limit} bytes"),
+    };
+    GatewayError::FunctionUnreachable(format!("upstream: {why}"))
+}
+
+/// Names listed in `Connection` are hop-by-hop for this message.
+fn connection_listed<'a>(headers: impl Iterator<Item = (&'a str, &'a [u8])>) -> Vec<&'a [u8]> {
+    headers
+        .filter(|(n, _)| n.eq_ignore_ascii_case("connection"))
+        .flat_map(|(_, v)| v.split(|&b| b == b','))
+        .map(<[u8]>::trim_ascii)
+        .filter(|t| !t.is_empty())
+        .collect()
+}
+
+fn passes(name: &str, listed: &[&[u8]]) -> bool {
+    !is_hop_by_hop(name)
+        && !name.eq_ignore_ascii_case("x-jdcloud-request-id")
+        && !listed
+            .iter()
+            .any(|t| t.eq_ignore_ascii_case(name.as_bytes()))
+}
+
+/// Framing is recomputed on each side.
+fn is_framing(name: &str) -> bool {
+    name.eq_ignore_ascii_case("content-length") || name.eq_ignore_ascii_case("transfer-encoding")
+}
+
+/// A HEAD reply's Content-Length, passed on as it is.
+fn declared_length(conn: &Conn, reply: &ReplyHead) -> Option<usize> {
+    conn.header_lines(reply)
+        .find(|(n, _)| n.eq_ignore_ascii_case("content-length"))
+        .and_then(|(_, v)| std::str::from_utf8(v).ok()?.trim().parse().ok())
+}
+
+/// The request as the upstream gets it.
+fn request_head(x: &Exchange<'_>, t: &Target<'_>) -> Vec<u8> {
+    let mut h = Vec::with_capacity(256 + x.head.len);
+    let line = |h: &mut Vec<u8>, name: &str, value: &[u8]| {
+        h.extend_from_slice(name.as_bytes());
+        h.extend_from_slice(b": ");
+        h.extend_from_slice(value);
+        h.extend_from_slice(b"\r\n");
+    };
+    h.extend_from_slice(x.method().as_bytes());
+    h.push(b' ');
+    h.extend_from_slice(x.target().as_bytes());
+    h.extend_from_slice(b" HTTP/1.1\r\n");
+    let listed = connection_listed(x.headers());
+    let mut host = false;
+    for (name, value) in x.headers() {
+        let replaced = ["x-forwarded-for", "x-forwarded-proto"]
+            .iter()
+            .any(|r| name.eq_ignore_ascii_case(r));
+        if passes(name, &listed) && !is_framing(name) && !replaced {
+            host |= name.eq_ignore_ascii_case("host");
+            line(&mut h, name, value);
+        }
+    }
+    if !host {
+        line(&mut h, "Host", t.addr.to_string().as_bytes());
+    }
+    line(&mut h, "X-Forwarded-For", t.forwarded_for.as_bytes());
+    line(&mut h, "X-Forwarded-Proto", b"http");
+    line(&mut h, "x-jdcloud-request-id", t.request_id.as_bytes());
+    let had_body = x.declared_length() != Some(0) || x.header("content-length").is_some();
+    if had_body || !x.body().is_empty() {
+        line(
+            &mut h,
+            "Content-Length",
+            x.body().len().to_string().as_bytes(),
+        );
+    }
+    h.extend_from_slice(b"\r\n");
+    h
+}
