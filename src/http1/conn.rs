@@ -176,7 +176,10 @@ pub async fn serve<H: Handler>(
         let keep_alive = head.keep_alive && !limit && !*shutdown.borrow();
         let mut x = Exchange::new(&mut conn, head, settings);
         x.keep_alive = keep_alive;
-        handler.serve(&mut x).await;
+        // Boxed: the request path's future is several KiB, and inline it would make every idle
+        // connection that large (measured: 10 KiB per connection, 4.7 of it the request).
+        let fut = Box::pin(handler.serve(&mut x));
+        fut.await;
         match x.finish().await {
             Next::Continue => {}
             Next::Close => return,
@@ -548,13 +551,12 @@ impl<'c> Exchange<'c> {
         }
         let conn = &mut *self.conn;
         if self.end >= conn.buf.len() {
-            // Nothing pipelined: an idle connection keeps no buffer.
+            // Nothing pipelined: an idle connection keeps no buffers (both fit malloc's
+            // per-thread cache, so taking them again for the next request is cheap).
             conn.buf = Vec::new();
+            conn.out = Vec::new();
         } else {
             conn.buf.drain(..self.end);
-        }
-        if conn.out.capacity() > 4096 {
-            conn.out = Vec::new();
         }
         Next::Continue
     }
