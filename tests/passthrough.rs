@@ -57,3 +57,111 @@ fn dead_upstream_is_a_json_502() {
     );
     assert_eq!(r.json()["error"], "FUNCTION_UNREACHABLE");
 }
+
+fn upstream_gateway(addr: std::net::SocketAddr) -> Gateway {
+    Gateway::start(&format!(
+        "apis:\n  - id: a\n    routes:\n      - path: /legacy/{{*rest}}\n        upstream: http://{addr}\n"
+    ))
+}
+
+#[test]
+fn upstream_replies_in_every_framing_reach_http11_and_http10_clients() {
+    let cases: [(&str, &'static [u8], bool); 3] = [
+        (
+            "Content-Length",
+            b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nX-Up: 1\r\n\r\nhello",
+            false,
+        ),
+        (
+            "chunked, with an extension and a trailer",
+            b"HTTP/1.1 200 OK\r\nX-Up: 1\r\nTransfer-Encoding: chunked\r\n\r\n2;x=y\r\nhe\r\n3\r\nllo\r\n0\r\nx-t: 1\r\n\r\n",
+            false,
+        ),
+        (
+            "until close",
+            b"HTTP/1.1 200 OK\r\nX-Up: 1\r\nConnection: close\r\n\r\nhello",
+            true,
+        ),
+    ];
+    for (what, raw, close) in cases {
+        let g = upstream_gateway(raw_backend(raw, close));
+        let mut c = g.client();
+        for i in 0..3 {
+            let r = c.get("/legacy/x");
+            assert_eq!((r.status, r.text().as_str()), (200, "hello"), "{what} #{i}");
+            assert_eq!(r.header("x-up"), Some("1"), "{what}");
+            let framed = r.header("content-length").is_some()
+                || r.header("transfer-encoding") == Some("chunked");
+            assert!(framed, "{what}: framed for the client: {:?}", r.headers);
+            assert_eq!(r.header("connection"), Some("keep-alive"), "{what}");
+        }
+        // HTTP/1.0 cannot take chunks: an unknown length is sent until close.
+        let mut c = g.client();
+        c.send_raw(b"GET /legacy/x HTTP/1.0\r\n\r\n");
+        let r = c.read_response(true);
+        assert_eq!(r.header("transfer-encoding"), None, "{what}");
+        let rest = c.read_until_close();
+        assert_eq!(
+            rest, b"hello",
+            "{what}: the body, then the connection closes"
+        );
+    }
+    // No body where HTTP says there is none, whatever the upstream declares.
+    let g = upstream_gateway(raw_backend(
+        b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello",
+        false,
+    ));
+    let mut c = g.client();
+    let r = c.request("HEAD", "/legacy/x", &[], b"");
+    assert_eq!((r.status, r.header("content-length")), (200, Some("5")));
+    assert_eq!(
+        c.get("/legacy/x").text(),
+        "hello",
+        "nothing was left after the head"
+    );
+}
+
+#[test]
+fn hop_by_hop_headers_stop_at_the_gateway_both_ways() {
+    let up = FakeFunction::start(|_| Scripted::ok("ok"));
+    let g = upstream_gateway(up.addr);
+    let r = g.client().request(
+        "GET",
+        "/legacy/h",
+        &[
+            ("Connection", "x-secret"),
+            ("X-Secret", "1"),
+            ("Keep-Alive", "timeout=5"),
+            ("Proxy-Authorization", "Basic eA=="),
+            ("TE", "trailers"),
+            ("X-Kept", "yes"),
+        ],
+        b"",
+    );
+    assert_eq!(r.status, 200);
+    let seen = up.last_event();
+    for gone in ["x-secret", "keep-alive", "proxy-authorization", "te"] {
+        assert_eq!(seen.header(gone), None, "{gone} is not passed on");
+    }
+    assert_eq!(seen.header("x-kept"), Some("yes"));
+    assert_eq!(
+        seen.header("host"),
+        Some("test"),
+        "Host is passed on as sent"
+    );
+
+    let g = upstream_gateway(raw_backend(
+        b"HTTP/1.1 200 OK\r\nConnection: x-private\r\nX-Private: 1\r\nKeep-Alive: timeout=5\r\nProxy-Authenticate: Basic\r\nX-Public: 1\r\nContent-Length: 2\r\n\r\nok",
+        false,
+    ));
+    let r = g.client().get("/legacy/h");
+    assert_eq!((r.status, r.header("x-public")), (200, Some("1")));
+    for gone in ["x-private", "keep-alive", "proxy-authenticate"] {
+        assert_eq!(r.header(gone), None, "{gone} is not passed back");
+    }
+    assert_eq!(
+        r.header("connection"),
+        Some("keep-alive"),
+        "the gateway's own"
+    );
+}

@@ -241,47 +241,6 @@ fn idle_client_connections_are_closed_after_the_keepalive_timeout() {
     assert!(c.is_closed(), "closed after 1 s idle");
 }
 
-/// A backend answering every request with `raw` bytes, then closing if `close`.
-fn raw_backend(raw: &'static [u8], close: bool) -> std::net::SocketAddr {
-    use std::io::{Read, Write};
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    std::thread::spawn(move || {
-        for conn in listener.incoming() {
-            let Ok(mut conn) = conn else { return };
-            std::thread::spawn(move || {
-                let mut buf = vec![0u8; 65536];
-                let mut seen = Vec::new();
-                loop {
-                    let n = match conn.read(&mut buf) {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => n,
-                    };
-                    seen.extend_from_slice(&buf[..n]);
-                    // One request = head + Content-Length body; answer once it is all here.
-                    let Some(end) = seen.windows(4).position(|w| w == b"\r\n\r\n") else {
-                        continue;
-                    };
-                    let head = String::from_utf8_lossy(&seen[..end]).to_ascii_lowercase();
-                    let len: usize = head
-                        .lines()
-                        .find_map(|l| l.strip_prefix("content-length:"))
-                        .and_then(|v| v.trim().parse().ok())
-                        .unwrap_or(0);
-                    if seen.len() < end + 4 + len {
-                        continue;
-                    }
-                    seen.drain(..end + 4 + len);
-                    if conn.write_all(raw).is_err() || close {
-                        return;
-                    }
-                }
-            });
-        }
-    });
-    addr
-}
-
 #[test]
 fn function_replies_in_any_http1_framing_are_read() {
     let reply = r#"{"statusCode":200,"body":"framed"}"#;

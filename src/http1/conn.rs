@@ -63,12 +63,15 @@ pub struct Conn {
     out: Vec<u8>,
     date: DateCache,
     timer: Pin<Box<Sleep>>,
+    /// Turns true when the server starts shutting down.
+    shutdown: watch::Receiver<bool>,
 }
 
 impl Conn {
-    fn new(stream: TcpStream) -> Conn {
+    fn new(stream: TcpStream, shutdown: watch::Receiver<bool>) -> Conn {
         Conn {
             peer: stream.peer_addr().ok(),
+            shutdown,
             stream,
             buf: Vec::new(),
             out: Vec::new(),
@@ -97,11 +100,7 @@ impl Conn {
 
     /// Waits for the next head: idle (no buffer) until a byte arrives or `keepalive_timeout`,
     /// then the whole head within `read_timeout`.
-    async fn next_head(
-        &mut self,
-        settings: &Settings,
-        shutdown: &mut watch::Receiver<bool>,
-    ) -> Result<Head, Stop> {
+    async fn next_head(&mut self, settings: &Settings) -> Result<Head, Stop> {
         if self.buf.is_empty() {
             self.timer
                 .as_mut()
@@ -110,7 +109,7 @@ impl Conn {
                 biased;
                 ready = self.stream.readable() => ready.map_err(|_| Stop::Quiet)?,
                 _ = &mut self.timer => return Err(Stop::Quiet),
-                _ = shutdown.changed() => return Err(Stop::Quiet),
+                _ = self.shutdown.changed() => return Err(Stop::Quiet),
             }
         }
         let deadline = Instant::now() + settings.read_timeout;
@@ -125,6 +124,10 @@ impl Conn {
                 Ok(_) => {}
             }
         }
+    }
+
+    fn closing(&self) -> bool {
+        *self.shutdown.borrow()
     }
 
     /// Reads and drops input until the client closes or `LINGER` passes.
@@ -151,14 +154,13 @@ pub async fn serve<H: Handler>(
     shutdown: &watch::Receiver<bool>,
 ) {
     let _ = stream.set_nodelay(true);
-    let mut conn = Conn::new(stream);
-    let mut shutdown = shutdown.clone();
+    let mut conn = Conn::new(stream, shutdown.clone());
     let mut served: u32 = 0;
     loop {
-        if *shutdown.borrow() && conn.buf.is_empty() {
+        if conn.closing() && conn.buf.is_empty() {
             return;
         }
-        let head = match conn.next_head(settings, &mut shutdown).await {
+        let head = match conn.next_head(settings).await {
             Ok(head) => head,
             Err(Stop::Quiet) => return,
             Err(Stop::Refuse(err)) => {
@@ -173,7 +175,7 @@ pub async fn serve<H: Handler>(
         };
         served += 1;
         let limit = settings.keepalive_requests.is_some_and(|n| served >= n);
-        let keep_alive = head.keep_alive && !limit && !*shutdown.borrow();
+        let keep_alive = head.keep_alive && !limit;
         let mut x = Exchange::new(&mut conn, head, settings);
         x.keep_alive = keep_alive;
         // Boxed: the request path's future is several KiB, and inline it would make every idle
@@ -453,8 +455,9 @@ impl<'c> Exchange<'c> {
             return Err(std::io::ErrorKind::InvalidInput.into());
         }
         self.responded = true;
-        // A body left unread closes the connection unless it is small enough to drop.
-        if !self.body_read() && !self.can_drain() {
+        // A body left unread closes the connection unless it is small enough to drop; so does
+        // a shutdown that began while the request was served.
+        if (!self.body_read() && !self.can_drain()) || self.conn.closing() {
             self.keep_alive = false;
         }
         let bodied = response::has_body(status) && self.method() != "HEAD";

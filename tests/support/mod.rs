@@ -328,6 +328,20 @@ impl Client {
         }
     }
 
+    /// Everything the server sends until it closes the connection.
+    pub fn read_until_close(&mut self) -> Vec<u8> {
+        let mut rest = Vec::new();
+        self.reader
+            .read_to_end(&mut rest)
+            .expect("read until close");
+        rest
+    }
+
+    /// The socket itself, for reads that must bypass the response parser.
+    pub fn stream(&self) -> &TcpStream {
+        self.reader.get_ref()
+    }
+
     pub fn send_raw(&mut self, bytes: &[u8]) {
         self.reader.get_mut().write_all(bytes).expect("write");
     }
@@ -444,6 +458,47 @@ impl Client {
             .unwrap();
         closed
     }
+}
+
+/// A backend answering every request with `raw` bytes, then closing if `close`.
+pub fn raw_backend(raw: &'static [u8], close: bool) -> std::net::SocketAddr {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { return };
+            std::thread::spawn(move || {
+                let mut buf = vec![0u8; 65536];
+                let mut seen = Vec::new();
+                loop {
+                    let n = match conn.read(&mut buf) {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => n,
+                    };
+                    seen.extend_from_slice(&buf[..n]);
+                    // One request = head + Content-Length body; answer once it is all here.
+                    let Some(end) = seen.windows(4).position(|w| w == b"\r\n\r\n") else {
+                        continue;
+                    };
+                    let head = String::from_utf8_lossy(&seen[..end]).to_ascii_lowercase();
+                    let len: usize = head
+                        .lines()
+                        .find_map(|l| l.strip_prefix("content-length:"))
+                        .and_then(|v| v.trim().parse().ok())
+                        .unwrap_or(0);
+                    if seen.len() < end + 4 + len {
+                        continue;
+                    }
+                    seen.drain(..end + 4 + len);
+                    if conn.write_all(raw).is_err() || close {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    addr
 }
 
 /// The YAML of one function and one API with the given routes.

@@ -1,0 +1,297 @@
+//! The HTTP/1.1 server side (src/http1): what a client gets for every kind of request head and
+//! body, keep-alive and pipelining, limits, timeouts and shutdown — on real sockets, with the
+//! bytes written by hand.
+
+mod support;
+use std::io::Read;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+use support::*;
+
+/// A function that answers with the path parameter, and the gateway in front of it.
+fn echo_gateway(server_extra: &str) -> (FakeFunction, Gateway) {
+    let f = FakeFunction::start(|rec| {
+        let id = rec.json()["detail"]["pathParameters"]["id"].clone();
+        let body = rec.json()["detail"]["body"].clone();
+        Scripted::json(serde_json::json!({
+            "statusCode": 200,
+            "headers": {"x-id": id},
+            "body": format!("{}:{}", id.as_str().unwrap_or(""), body.as_str().unwrap_or("")),
+        }))
+    });
+    let routes = "      - path: /items/{id}\n        function: fn\n";
+    let g = Gateway::start_with_server(server_extra, &function_config(&f.url(), "", routes));
+    (f, g)
+}
+
+#[test]
+fn malformed_heads_are_a_json_400_and_close_without_calling_anything() {
+    let (f, g) = echo_gateway("");
+    let cases: [(&str, &[u8]); 9] = [
+        ("garbage", b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03\r\n\r\n"),
+        (
+            "both Content-Length and Transfer-Encoding",
+            b"POST /items/1 HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+        ),
+        (
+            "differing Content-Lengths",
+            b"POST /items/1 HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabcd",
+        ),
+        (
+            "a negative Content-Length",
+            b"POST /items/1 HTTP/1.1\r\nHost: a\r\nContent-Length: -1\r\n\r\n",
+        ),
+        ("no Host on HTTP/1.1", b"GET /items/1 HTTP/1.1\r\n\r\n"),
+        ("the HTTP/2 preface", b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"),
+        (
+            "a space in a header name",
+            b"GET /items/1 HTTP/1.1\r\nHost: a\r\nBad Name: x\r\n\r\n",
+        ),
+        (
+            "an authority-form target",
+            b"CONNECT example.com:443 HTTP/1.1\r\nHost: a\r\n\r\n",
+        ),
+        (
+            "Transfer-Encoding on HTTP/1.0",
+            b"POST /items/1 HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+        ),
+    ];
+    for (what, raw) in cases {
+        let mut c = g.client();
+        c.send_raw(raw);
+        let r = c.read_response(false);
+        assert_eq!(
+            (r.status, r.header("x-fngate-error")),
+            (400, Some("BAD_REQUEST")),
+            "{what}"
+        );
+        assert_eq!(r.json()["error"], "BAD_REQUEST", "{what}");
+        assert!(r.header("x-jdcloud-request-id").is_some(), "{what}");
+        assert_eq!(r.header("connection"), Some("close"), "{what}");
+        assert!(c.is_closed(), "{what}: closed after the answer");
+    }
+    assert!(f.events().is_empty(), "no function was called");
+}
+
+#[test]
+fn oversized_heads_are_431_and_unknown_codings_501() {
+    let (f, g) = echo_gateway("");
+    let mut c = g.client();
+    let big = format!(
+        "GET /items/1 HTTP/1.1\r\nHost: a\r\nCookie: {}\r\n\r\n",
+        "a".repeat(70 * 1024)
+    );
+    c.send_raw(big.as_bytes());
+    let r = c.read_response(false);
+    assert_eq!(
+        (r.status, r.header("x-fngate-error")),
+        (431, Some("REQUEST_HEADER_TOO_LARGE"))
+    );
+    let mut c = g.client();
+    let many: String = (0..200).map(|i| format!("x-h-{i}: v\r\n")).collect();
+    c.send_raw(format!("GET /items/1 HTTP/1.1\r\nHost: a\r\n{many}\r\n").as_bytes());
+    assert_eq!(c.read_response(false).status, 431);
+    let mut c = g.client();
+    c.send_raw(
+        b"POST /items/1 HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n",
+    );
+    let r = c.read_response(false);
+    assert_eq!(
+        (r.status, r.header("x-fngate-error")),
+        (501, Some("NOT_IMPLEMENTED"))
+    );
+    assert!(c.is_closed());
+    // Just under the limit is fine.
+    let mut c = g.client();
+    let fits = format!(
+        "GET /items/1 HTTP/1.1\r\nHost: a\r\nCookie: {}\r\n\r\n",
+        "a".repeat(60 * 1024)
+    );
+    c.send_raw(fits.as_bytes());
+    assert_eq!(c.read_response(false).status, 200);
+    assert_eq!(f.events().len(), 1);
+}
+
+#[test]
+fn pipelined_requests_are_answered_in_order() {
+    let (f, g) = echo_gateway("");
+    let mut c = g.client();
+    c.send_raw(
+        b"GET /items/1 HTTP/1.1\r\nHost: a\r\n\r\n\
+          POST /items/2 HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n\
+          POST /items/3 HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\n\r\nxy\
+          GET /nowhere HTTP/1.1\r\nHost: a\r\n\r\n\
+          GET /items/5 HTTP/1.1\r\nHost: a\r\n\r\n",
+    );
+    let bodies: Vec<(u16, String)> = (0..5)
+        .map(|_| {
+            let r = c.read_response(false);
+            (r.status, r.text())
+        })
+        .collect();
+    assert_eq!(bodies[0], (200, "1:".into()));
+    assert_eq!(bodies[1], (200, "2:abcde".into()));
+    assert_eq!(bodies[2], (200, "3:xy".into()));
+    assert_eq!(bodies[3].0, 404);
+    assert_eq!(bodies[4], (200, "5:".into()));
+    assert!(!c.is_closed(), "still open");
+    assert_eq!(f.events().len(), 4);
+}
+
+#[test]
+fn http10_closes_unless_asked_and_connection_close_is_honoured() {
+    let (_f, g) = echo_gateway("");
+    let mut c = g.client();
+    c.send_raw(b"GET /items/1 HTTP/1.0\r\n\r\n");
+    let r = c.read_response(false);
+    assert_eq!((r.status, r.header("connection")), (200, Some("close")));
+    assert!(c.is_closed());
+
+    let mut c = g.client();
+    for _ in 0..2 {
+        c.send_raw(b"GET /items/1 HTTP/1.0\r\nConnection: keep-alive\r\n\r\n");
+        let r = c.read_response(false);
+        assert_eq!(
+            (r.status, r.header("connection")),
+            (200, Some("keep-alive"))
+        );
+    }
+    assert!(!c.is_closed());
+
+    let mut c = g.client();
+    let r = c.request("GET", "/items/1", &[("Connection", "close")], b"");
+    assert_eq!((r.status, r.header("connection")), (200, Some("close")));
+    assert!(c.is_closed());
+}
+
+#[test]
+fn keepalive_requests_limits_a_connection() {
+    let (_f, g) = echo_gateway("  keepalive_requests: 3\n");
+    let mut c = g.client();
+    for i in 1..=3 {
+        let r = c.get("/items/1");
+        let expected = if i < 3 { "keep-alive" } else { "close" };
+        assert_eq!(r.header("connection"), Some(expected), "request {i}");
+    }
+    assert!(c.is_closed());
+}
+
+#[test]
+fn stalled_heads_are_dropped_and_stalled_bodies_are_408() {
+    let (f, g) = echo_gateway("  read_timeout: 300ms\n");
+    let mut c = g.client();
+    c.send_raw(b"GET /items/1 HTTP/1.1\r\nHost: a\r\n");
+    let started = Instant::now();
+    let mut buf = [0u8; 64];
+    let n = c_read(&mut c, &mut buf);
+    assert_eq!(n, 0, "closed without an answer");
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "after the read timeout"
+    );
+
+    let mut c = g.client();
+    c.send_raw(b"POST /items/1 HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\nabc");
+    let r = c.read_response(false);
+    assert_eq!(
+        (r.status, r.header("x-fngate-error")),
+        (408, Some("REQUEST_TIMEOUT"))
+    );
+    assert!(c.is_closed());
+    // An idle keep-alive connection is not a stalled head: it waits for keepalive_timeout.
+    let mut c = g.client();
+    std::thread::sleep(Duration::from_millis(600));
+    assert_eq!(c.get("/items/1").status, 200);
+    assert_eq!(f.events().len(), 1);
+}
+
+/// Reads from the client's socket (EOF = 0), within its read timeout.
+fn c_read(c: &mut Client, buf: &mut [u8]) -> usize {
+    let mut stream: &std::net::TcpStream = c.stream();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    stream.read(buf).unwrap_or(0)
+}
+
+#[test]
+fn head_requests_get_the_length_and_no_body() {
+    let (_f, g) = echo_gateway("");
+    let mut c = g.client();
+    let r = c.request("HEAD", "/items/7", &[], b"");
+    assert_eq!((r.status, r.header("content-length")), (200, Some("2")));
+    assert_eq!(r.header("x-id"), Some("7"));
+    // Nothing followed the head: the next answer is read cleanly.
+    assert_eq!(c.get("/items/8").text(), "8:");
+}
+
+#[test]
+fn unread_bodies_are_drained_when_small_and_close_when_large() {
+    let (f, g) = echo_gateway("");
+    let mut c = g.client();
+    let r = c.request("POST", "/nowhere", &[], &[b'x'; 1000]);
+    assert_eq!(r.status, 404);
+    assert_eq!(r.header("connection"), Some("keep-alive"));
+    assert_eq!(
+        c.get("/items/1").status,
+        200,
+        "the body was not taken as a request"
+    );
+
+    let mut c = g.client();
+    let big = vec![b'x'; 200 * 1024];
+    let r = c.request("POST", "/nowhere", &[], &big);
+    assert_eq!((r.status, r.header("connection")), (404, Some("close")));
+    assert!(c.is_closed());
+    assert_eq!(f.events().len(), 1);
+}
+
+#[test]
+fn sigterm_lets_in_flight_requests_finish_and_closes_idle_connections() {
+    let f = FakeFunction::start(|_| {
+        let mut s = Scripted::json(serde_json::json!({"statusCode": 200, "body": "done"}));
+        s.delay = Duration::from_millis(700);
+        s
+    });
+    let port = free_port();
+    let dir = std::env::temp_dir().join(format!("fngate-http1-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let conf = dir.join("term.yaml");
+    let yaml = format!(
+        "server:\n  listen: [\"127.0.0.1:{port}\"]\n  grace_period: 3s\n  threads: 1\n{}",
+        function_config(&f.url(), "", "      - path: /slow\n        function: fn\n")
+    );
+    std::fs::write(&conf, yaml).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_fngate"))
+        .arg("-c")
+        .arg(&conf)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let addr = format!("127.0.0.1:{port}").parse().unwrap();
+    wait_listening(addr);
+    let mut idle = Client::connect(addr);
+    let mut busy = Client::connect(addr);
+    busy.send_raw(b"GET /slow HTTP/1.1\r\nHost: a\r\n\r\n");
+    std::thread::sleep(Duration::from_millis(200));
+    let kill = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let r = busy.read_response(false);
+    assert_eq!(
+        (r.status, r.text().as_str()),
+        (200, "done"),
+        "in flight: finished"
+    );
+    assert_eq!(r.header("connection"), Some("close"));
+    assert!(idle.is_closed(), "idle: closed at once");
+    let until = Instant::now() + Duration::from_secs(10);
+    while child.try_wait().unwrap().is_none() {
+        assert!(Instant::now() < until, "exits after the grace period");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
