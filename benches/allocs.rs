@@ -13,20 +13,26 @@ use std::sync::atomic::{AtomicU64, Ordering};
 struct Counting;
 static ALLOCS: AtomicU64 = AtomicU64::new(0);
 static BYTES: AtomicU64 = AtomicU64::new(0);
+/// Allocations by requested size (the last slot: 4 KiB and more), to tell them apart.
+static BY_SIZE: [AtomicU64; 257] = [const { AtomicU64::new(0) }; 257];
+
+fn count(size: usize) {
+    ALLOCS.fetch_add(1, Ordering::Relaxed);
+    BYTES.fetch_add(size as u64, Ordering::Relaxed);
+    BY_SIZE[(size / 16).min(256)].fetch_add(1, Ordering::Relaxed);
+}
 
 // SAFETY: forwards to the system allocator, only counting.
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCS.fetch_add(1, Ordering::Relaxed);
-        BYTES.fetch_add(layout.size() as u64, Ordering::Relaxed);
+        count(layout.size());
         System.alloc(layout)
     }
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
         System.dealloc(ptr, layout)
     }
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        ALLOCS.fetch_add(1, Ordering::Relaxed);
-        BYTES.fetch_add(new_size as u64, Ordering::Relaxed);
+        count(new_size);
         System.realloc(ptr, layout, new_size)
     }
 }
@@ -114,6 +120,7 @@ fn main() {
         }
     };
     round(warmup);
+    let sizes0: Vec<u64> = BY_SIZE.iter().map(|c| c.load(Ordering::Relaxed)).collect();
     let (a0, b0) = (
         ALLOCS.load(Ordering::Relaxed),
         BYTES.load(Ordering::Relaxed),
@@ -128,6 +135,19 @@ fn main() {
         (a1 - a0) as f64 / n as f64,
         (b1 - b0) as f64 / n as f64
     );
+    let mut sizes: Vec<(usize, f64)> = BY_SIZE
+        .iter()
+        .zip(sizes0)
+        .enumerate()
+        .map(|(i, (c, c0))| (i * 16, (c.load(Ordering::Relaxed) - c0) as f64 / n as f64))
+        .filter(|(_, per)| *per >= 0.05)
+        .collect();
+    sizes.sort_by(|a, b| b.1.total_cmp(&a.1));
+    let shown: Vec<String> = sizes
+        .iter()
+        .map(|(size, per)| format!("{size}..{}: {per:.1}", size + 15))
+        .collect();
+    println!("per request, by size in bytes: {}", shown.join(", "));
     stopper.stop();
     let _ = gateway.join();
 }

@@ -47,13 +47,11 @@ pub fn forwarded_chain<'h>(headers: impl Iterator<Item = (&'h str, &'h [u8])>) -
 
 /// `sourceIp`: the peer, or — when the peer is a trusted proxy — the right-most address in the
 /// chain that is not itself a trusted proxy.
-pub fn source_ip(peer: Option<IpAddr>, chain: &str, trusted: &[IpNet]) -> String {
-    let Some(peer) = peer else {
-        return String::new();
-    };
+pub fn source_ip(peer: Option<IpAddr>, chain: &str, trusted: &[IpNet]) -> Option<IpAddr> {
+    let peer = peer?;
     let is_trusted = |ip: &IpAddr| trusted.iter().any(|n| n.contains(ip));
     if !is_trusted(&peer) {
-        return peer.to_string();
+        return Some(peer);
     }
     let mut client = peer;
     for hop in chain.rsplit(',').map(str::trim).filter(|h| !h.is_empty()) {
@@ -67,7 +65,7 @@ pub fn source_ip(peer: Option<IpAddr>, chain: &str, trusted: &[IpNet]) -> String
             Err(_) => break,
         }
     }
-    client.to_string()
+    Some(client)
 }
 
 /// The chain with the peer appended, as passed on to functions and upstreams.
@@ -88,10 +86,18 @@ mod tests {
         let trusted: Vec<IpNet> = vec!["10.0.0.0/8".parse().unwrap()];
         let proxy = Some("10.1.1.1".parse().unwrap());
         let stranger = Some("203.0.113.9".parse().unwrap());
-        assert_eq!(source_ip(stranger, "1.2.3.4", &trusted), "203.0.113.9");
-        assert_eq!(source_ip(proxy, "1.2.3.4, 10.0.0.7", &trusted), "1.2.3.4");
-        assert_eq!(source_ip(proxy, "", &trusted), "10.1.1.1");
-        assert_eq!(source_ip(proxy, "garbage, 10.0.0.7", &trusted), "10.0.0.7");
+        let ip = |s: &str| Some(s.parse::<IpAddr>().unwrap());
+        assert_eq!(source_ip(stranger, "1.2.3.4", &trusted), ip("203.0.113.9"));
+        assert_eq!(
+            source_ip(proxy, "1.2.3.4, 10.0.0.7", &trusted),
+            ip("1.2.3.4")
+        );
+        assert_eq!(source_ip(proxy, "", &trusted), ip("10.1.1.1"));
+        assert_eq!(
+            source_ip(proxy, "garbage, 10.0.0.7", &trusted),
+            ip("10.0.0.7")
+        );
+        assert_eq!(source_ip(None, "1.2.3.4", &trusted), None);
         assert_eq!(append_peer("1.2.3.4", stranger), "1.2.3.4, 203.0.113.9");
     }
 

@@ -3,17 +3,17 @@
 
 use crate::event::apigw::is_hop_by_hop;
 use base64::Engine;
-use bytes::Bytes;
-use http::{HeaderName, HeaderValue};
 use serde::Deserialize;
 use serde_json::value::RawValue;
+use std::borrow::Cow;
 
+/// A valid reply, borrowing from the function's output where no unescaping was needed.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Reply {
+pub struct Reply<'a> {
     pub status: u16,
-    /// In the order the function gave them; arrays become several entries.
-    pub headers: Vec<(HeaderName, HeaderValue)>,
-    pub body: Bytes,
+    /// In the order the function gave them, names as written; arrays become several entries.
+    pub headers: Vec<(Cow<'a, str>, Cow<'a, str>)>,
+    pub body: Cow<'a, [u8]>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -95,8 +95,31 @@ fn is_null(raw: Option<&RawValue>) -> bool {
     raw.is_none_or(|r| r.get() == "null")
 }
 
+/// The text of a JSON string literal (`raw` is one), borrowed when it has no escapes: serde_json
+/// has checked the literal, so without a backslash its text is the string itself.
+fn json_string(raw: &RawValue) -> Result<Cow<'_, str>, serde_json::Error> {
+    let text = raw.get();
+    match text.get(1..text.len().saturating_sub(1)) {
+        Some(inner) if !inner.contains('\\') => Ok(Cow::Borrowed(inner)),
+        _ => serde_json::from_str::<String>(text).map(Cow::Owned),
+    }
+}
+
+/// RFC 9110 `token`: what a header name may be made of.
+fn is_token(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+}
+
+/// What a header value may hold (visible characters, space, tab, obs-text), as `http` checks.
+fn is_field_value(v: &str) -> bool {
+    v.bytes().all(|b| (b >= 32 && b != 127) || b == b'\t')
+}
+
 /// Parses and checks a function's return value.
-pub fn check(reply: &[u8]) -> Result<Reply, Violation> {
+pub fn check(reply: &[u8]) -> Result<Reply<'_>, Violation> {
     let first = reply.iter().find(|b| !b.is_ascii_whitespace());
     if first != Some(&b'{') {
         return Err(match serde_json::from_slice::<&RawValue>(reply) {
@@ -127,31 +150,28 @@ pub fn check(reply: &[u8]) -> Result<Reply, Violation> {
     };
     let body = match raw.body {
         Some(b) if !is_null(Some(b)) => {
-            let text: String = match b.get().as_bytes().first() {
-                Some(b'"') => serde_json::from_str(b.get())
-                    .map_err(|e| violation("/body", format!("invalid string ({e})")))?,
-                _ => {
-                    return Err(violation(
-                        "/body",
-                        format!("expected a string, got {}", describe(b)),
-                    ))
-                }
-            };
-            if base64 {
-                base64::engine::general_purpose::STANDARD
-                    .decode(text.as_bytes())
-                    .map(Bytes::from)
-                    .map_err(|e| {
-                        violation(
-                            "/body",
-                            format!("isBase64Encoded is true but the body is not base64 ({e})"),
-                        )
-                    })?
-            } else {
-                Bytes::from(text)
+            if !b.get().starts_with('"') {
+                let got = describe(b);
+                return Err(violation("/body", format!("expected a string, got {got}")));
+            }
+            let text =
+                json_string(b).map_err(|e| violation("/body", format!("invalid string ({e})")))?;
+            match (base64, text) {
+                (true, text) => Cow::Owned(
+                    base64::engine::general_purpose::STANDARD
+                        .decode(text.as_bytes())
+                        .map_err(|e| {
+                            violation(
+                                "/body",
+                                format!("isBase64Encoded is true but the body is not base64 ({e})"),
+                            )
+                        })?,
+                ),
+                (false, Cow::Borrowed(text)) => Cow::Borrowed(text.as_bytes()),
+                (false, Cow::Owned(text)) => Cow::Owned(text.into_bytes()),
             }
         }
-        _ => Bytes::new(),
+        _ => Cow::Borrowed(&[][..]),
     };
     Ok(Reply {
         status,
@@ -192,32 +212,44 @@ fn pointer_segment(name: &str) -> String {
     name.replace('~', "~0").replace('/', "~1")
 }
 
-fn headers(raw: &RawValue) -> Result<Vec<(HeaderName, HeaderValue)>, Violation> {
+type Headers<'a> = Vec<(Cow<'a, str>, Cow<'a, str>)>;
+
+fn headers(raw: &RawValue) -> Result<Headers<'_>, Violation> {
     if !raw.get().starts_with('{') {
         return Err(violation(
             "/headers",
             format!("expected an object, got {}", describe(raw)),
         ));
     }
-    let map: Vec<(String, &RawValue)> = serde_json::from_str::<OrderedMap>(raw.get())
+    let map = serde_json::from_str::<OrderedMap>(raw.get())
         .map(|m| m.0)
         .map_err(|e| violation("/headers", format!("invalid object ({e})")))?;
     let mut out = Vec::with_capacity(map.len());
     for (name, value) in map {
-        let pointer = format!("/headers/{}", pointer_segment(&name));
-        let header = HeaderName::from_bytes(name.as_bytes())
-            .map_err(|_| violation(&pointer, "invalid header name"))?;
-        if is_hop_by_hop(header.as_str()) || header == http::header::CONTENT_LENGTH {
+        // Built only for a message: most replies have nothing wrong.
+        let pointer = || format!("/headers/{}", pointer_segment(&name));
+        if !is_token(&name) {
+            return Err(violation(pointer(), "invalid header name"));
+        }
+        if is_hop_by_hop(&name) || name.eq_ignore_ascii_case("content-length") {
             continue;
         }
-        let values: Vec<String> = match value.get().as_bytes().first() {
-            Some(b'"') => vec![serde_json::from_str(value.get())
-                .map_err(|e| violation(&pointer, format!("invalid string ({e})")))?],
-            Some(b'[') => serde_json::from_str(value.get())
-                .map_err(|_| violation(&pointer, "expected an array of strings"))?,
+        let values: Vec<Cow<str>> = match value.get().as_bytes().first() {
+            Some(b'"') => vec![json_string(value)
+                .map_err(|e| violation(pointer(), format!("invalid string ({e})")))?],
+            Some(b'[') => {
+                let items: Vec<&RawValue> = serde_json::from_str(value.get())
+                    .map_err(|_| violation(pointer(), "expected an array of strings"))?;
+                let strings = items.iter().filter(|v| v.get().starts_with('"'));
+                let values: Result<Vec<_>, _> = strings.map(|v| json_string(v)).collect();
+                match values {
+                    Ok(v) if v.len() == items.len() => v,
+                    _ => return Err(violation(pointer(), "expected an array of strings")),
+                }
+            }
             _ => {
                 return Err(violation(
-                    &pointer,
+                    pointer(),
                     format!(
                         "expected a string or an array of strings, got {}",
                         describe(value)
@@ -228,20 +260,47 @@ fn headers(raw: &RawValue) -> Result<Vec<(HeaderName, HeaderValue)>, Violation> 
         for v in values {
             if v.contains(['\r', '\n']) {
                 return Err(violation(
-                    &pointer,
+                    pointer(),
                     "value contains CR or LF (header injection)",
                 ));
             }
-            let hv = HeaderValue::from_str(&v)
-                .map_err(|_| violation(&pointer, "value has characters not allowed in a header"))?;
-            out.push((header.clone(), hv));
+            if !is_field_value(&v) {
+                return Err(violation(
+                    pointer(),
+                    "value has characters not allowed in a header",
+                ));
+            }
+            out.push((name.clone(), v));
         }
     }
     Ok(out)
 }
 
-/// A JSON object as ordered (key, raw value) pairs; keeps duplicates and order.
-struct OrderedMap<'a>(Vec<(String, &'a RawValue)>);
+/// A JSON object as ordered (key, raw value) pairs; keeps duplicates and order. Keys borrow from
+/// the input unless they had escapes.
+struct OrderedMap<'a>(Vec<(Cow<'a, str>, &'a RawValue)>);
+
+/// An object key, borrowed when serde_json can lend it.
+struct Key<'a>(Cow<'a, str>);
+
+impl<'de> Deserialize<'de> for Key<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Key<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Borrowed(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Owned(v.to_owned())))
+            }
+        }
+        d.deserialize_str(V)
+    }
+}
 
 impl<'de: 'a, 'a> Deserialize<'de> for OrderedMap<'a> {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -256,8 +315,8 @@ impl<'de: 'a, 'a> Deserialize<'de> for OrderedMap<'a> {
                 mut m: M,
             ) -> Result<Self::Value, M::Error> {
                 let mut out = Vec::new();
-                while let Some((k, v)) = m.next_entry::<String, &'de RawValue>()? {
-                    out.push((k, v));
+                while let Some((k, v)) = m.next_entry::<Key<'de>, &'de RawValue>()? {
+                    out.push((k.0, v));
                 }
                 Ok(OrderedMap(out))
             }

@@ -21,6 +21,7 @@ use async_trait::async_trait;
 use pingora::apps::ServerApp;
 use pingora::protocols::Stream;
 use pingora::server::ShutdownWatch;
+use std::borrow::Cow;
 use std::net::SocketAddr;
 use std::ops::Range;
 use std::sync::Arc;
@@ -84,7 +85,8 @@ impl Gateway {
         if let Some(oss) = snap.config.oss_bridge.as_ref() {
             if oss.path == x.path() {
                 rec.route = "oss_bridge";
-                return self.serve_bridge(x, snap, oss, rec).await;
+                // Boxed: a rare path with a large future, kept out of every request's.
+                return Box::pin(self.serve_bridge(x, snap, oss, rec)).await;
             }
         }
         let method = http::Method::from_bytes(x.method().as_bytes())
@@ -136,8 +138,13 @@ impl Gateway {
             let peer = x.peer().map(|a| a.ip());
             let chain = client::forwarded_chain(headers.iter().copied());
             let trusted = &snap.config.gateway.trusted_proxies;
-            let source_ip = client::source_ip(peer, &chain, trusted);
             let forwarded_for = client::append_peer(&chain, peer);
+            let source_ip = match client::source_ip(peer, &chain, trusted) {
+                // The usual case: no chain, so the source is the peer, already written out.
+                Some(ip) if chain.is_empty() && Some(ip) == peer => Cow::Borrowed(&*forwarded_for),
+                Some(ip) => Cow::Owned(ip.to_string()),
+                None => Cow::Borrowed(""),
+            };
             let path = x.path();
             let raw_params: Vec<(&str, &str)> = params
                 .iter()
@@ -184,8 +191,8 @@ impl Gateway {
         let headers = reply
             .headers
             .iter()
-            .map(|(n, v)| (n.as_str(), v.as_bytes()))
-            .filter(|(n, _)| *n != "x-jdcloud-request-id")
+            .map(|(n, v)| (n.as_ref(), v.as_bytes()))
+            .filter(|(n, _)| !n.eq_ignore_ascii_case("x-jdcloud-request-id"))
             .chain([("x-jdcloud-request-id", rec.request_id.as_bytes())]);
         // A client that has gone away cannot be told anything; the connection just closes.
         let _ = x.respond(reply.status, headers, &reply.body).await;

@@ -5,6 +5,7 @@ use super::decode::{decode_component, parse_query};
 use super::json::{push_key, push_key_lower, push_member, push_str};
 use crate::config::{Api, EventFormat, GatewaySettings};
 use base64::Engine;
+use std::io::Write;
 use std::time::SystemTime;
 
 /// Why a request cannot become an event.
@@ -70,10 +71,10 @@ pub fn build(req: &ApiRequest) -> Result<Vec<u8>, EventError> {
         push_member(&mut out, &mut first, "version", "0");
         push_member(&mut out, &mut first, "id", req.request_id);
         push_key(&mut out, &mut first, "time");
-        push_str(
-            &mut out,
-            &humantime::format_rfc3339_millis(req.time).to_string(),
-        );
+        // RFC 3339 needs no escaping: written straight into the event.
+        out.push(b'"');
+        let _ = write!(out, "{}", humantime::format_rfc3339_millis(req.time));
+        out.push(b'"');
         push_member(&mut out, &mut first, "source", "apigateway");
         push_member(
             &mut out,

@@ -80,8 +80,14 @@ impl Conn {
         }
     }
 
-    /// Reads once into `buf`, within `deadline`: `Ok(0)` at end of input.
-    async fn fill(&mut self, deadline: Instant) -> std::io::Result<usize> {
+    /// Reads once into `buf`: `Ok(0)` at end of input. When it has to wait, it waits until
+    /// `deadline`, which is set to `timeout` from now if it is not set yet (the clock is read
+    /// only then).
+    async fn fill(
+        &mut self,
+        deadline: &mut Option<Instant>,
+        timeout: Duration,
+    ) -> std::io::Result<usize> {
         if self.buf.capacity() - self.buf.len() < INITIAL_BUFFER / 2 {
             self.buf.reserve(self.buf.capacity().max(INITIAL_BUFFER));
         }
@@ -90,6 +96,7 @@ impl Conn {
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
             done => return done,
         }
+        let deadline = *deadline.get_or_insert_with(|| Instant::now() + timeout);
         self.timer.as_mut().reset(deadline);
         tokio::select! {
             biased;
@@ -112,14 +119,15 @@ impl Conn {
                 _ = self.shutdown.changed() => return Err(Stop::Quiet),
             }
         }
-        let deadline = Instant::now() + settings.read_timeout;
+        // The whole head within `read_timeout` of its first byte.
+        let mut deadline = None;
         loop {
             if !self.buf.is_empty() {
                 if let Some(head) = head::parse(&self.buf).map_err(Stop::Refuse)? {
                     return Ok(head);
                 }
             }
-            match self.fill(deadline).await {
+            match self.fill(&mut deadline, settings.read_timeout).await {
                 Ok(0) | Err(_) => return Err(Stop::Quiet),
                 Ok(_) => {}
             }
@@ -134,11 +142,11 @@ impl Conn {
     async fn linger(&mut self) {
         use tokio::io::AsyncWriteExt;
         let _ = self.stream.shutdown().await;
-        let deadline = Instant::now() + LINGER;
+        let mut deadline = None;
         let mut dropped = 0;
         while dropped < 16 * DRAIN_LIMIT {
             self.buf.clear();
-            match self.fill(deadline).await {
+            match self.fill(&mut deadline, LINGER).await {
                 Ok(n) if n > 0 => dropped += n,
                 _ => return,
             }
@@ -362,8 +370,8 @@ impl<'c> Exchange<'c> {
     }
 
     async fn fill_body(&mut self) -> Result<(), BodyError> {
-        let deadline = Instant::now() + self.settings.read_timeout;
-        match self.conn.fill(deadline).await {
+        let timeout = self.settings.read_timeout;
+        match self.conn.fill(&mut None, timeout).await {
             Ok(n) if n > 0 => Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::TimedOut => Err(BodyError::TimedOut),
             _ => Err(BodyError::Closed),

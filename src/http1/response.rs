@@ -2,7 +2,6 @@
 //! framing and connection headers the server owns (Content-Length or chunked, Date,
 //! Connection).
 
-use std::io::Write;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// A whole answer, for the cases decided before any I/O (refused heads, gateway errors).
@@ -11,6 +10,21 @@ pub struct Answer {
     pub status: u16,
     pub headers: Vec<(&'static str, String)>,
     pub body: Vec<u8>,
+}
+
+/// Appends `n` in decimal (without `core::fmt`, which costs more than the rest of a head).
+pub fn push_decimal(out: &mut Vec<u8>, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[i..]);
 }
 
 /// Whether an answer with this status carries a body (RFC 9110 §6.4.1).
@@ -52,7 +66,12 @@ pub fn head<'h>(
         .ok()
         .and_then(|s| s.canonical_reason())
         .unwrap_or("");
-    let _ = write!(out, "HTTP/1.1 {status} {reason}\r\n");
+    out.reserve(192);
+    out.extend_from_slice(b"HTTP/1.1 ");
+    push_decimal(out, status.into());
+    out.push(b' ');
+    out.extend_from_slice(reason.as_bytes());
+    out.extend_from_slice(b"\r\n");
     for (name, value) in headers {
         out.extend_from_slice(name.as_bytes());
         out.extend_from_slice(b": ");
@@ -62,7 +81,9 @@ pub fn head<'h>(
     if has_body(status) {
         match length {
             Some(len) if !chunked => {
-                let _ = write!(out, "Content-Length: {len}\r\n");
+                out.extend_from_slice(b"Content-Length: ");
+                push_decimal(out, len as u64);
+                out.extend_from_slice(b"\r\n");
             }
             _ if chunked => out.extend_from_slice(b"Transfer-Encoding: chunked\r\n"),
             _ => {}
@@ -100,6 +121,15 @@ mod tests {
         assert!(String::from_utf8(out)
             .unwrap()
             .starts_with("HTTP/1.1 299 \r\nTransfer-Encoding: chunked\r\n"));
+    }
+
+    #[test]
+    fn decimals() {
+        for n in [0u64, 7, 10, 99, 100, 65535, u64::MAX] {
+            let mut out = Vec::new();
+            push_decimal(&mut out, n);
+            assert_eq!(out, n.to_string().into_bytes());
+        }
     }
 
     #[test]

@@ -147,43 +147,8 @@ impl Conn {
     /// the reply has no body whatever it declares.
     pub async fn read_head(&mut self, to_head: bool) -> Result<ReplyHead, Failure> {
         loop {
-            let mut raw = [httparse::EMPTY_HEADER; MAX_HEADERS];
-            let mut resp = httparse::Response::new(&mut raw);
-            match resp.parse(&self.buf) {
-                Ok(httparse::Status::Complete(len)) => {
-                    let status = resp.code.unwrap_or(0);
-                    if (100..200).contains(&status) && status != 101 {
-                        self.buf.drain(..len);
-                        continue;
-                    }
-                    let (mut framing, close) = framing(&resp)?;
-                    if to_head {
-                        framing = Framing::Length(0);
-                    }
-                    let base = self.buf.as_ptr() as usize;
-                    let span = |s: &[u8]| {
-                        let start = (s.as_ptr() as usize).wrapping_sub(base);
-                        match start.checked_add(s.len()) {
-                            Some(end) if !s.is_empty() && end <= len => start..end,
-                            _ => 0..0,
-                        }
-                    };
-                    let headers = resp
-                        .headers
-                        .iter()
-                        .map(|h| (span(h.name.as_bytes()), span(h.value)))
-                        .collect();
-                    return Ok(ReplyHead {
-                        status,
-                        framing,
-                        close,
-                        len,
-                        headers,
-                    });
-                }
-                Ok(httparse::Status::Partial) if self.buf.len() < MAX_HEAD => {}
-                Ok(httparse::Status::Partial) => return Err(after("the reply head is too large")),
-                Err(e) => return Err(after(format!("malformed reply: {e}"))),
+            if let Some(head) = self.parse_head(to_head)? {
+                return Ok(head);
             }
             let started = !self.buf.is_empty();
             match self.fill().await {
@@ -197,6 +162,50 @@ impl Conn {
                 }
                 Err(e) => return Err(after(format!("reading the reply: {e}"))),
             }
+        }
+    }
+
+    /// Parses a complete head at the start of the buffer, if there is one. Not async: the
+    /// 2 KiB of httparse slots stay off the request's future.
+    fn parse_head(&mut self, to_head: bool) -> Result<Option<ReplyHead>, Failure> {
+        loop {
+            let mut raw = [httparse::EMPTY_HEADER; MAX_HEADERS];
+            let mut resp = httparse::Response::new(&mut raw);
+            let len = match resp.parse(&self.buf) {
+                Ok(httparse::Status::Complete(len)) => len,
+                Ok(httparse::Status::Partial) if self.buf.len() < MAX_HEAD => return Ok(None),
+                Ok(httparse::Status::Partial) => return Err(after("the reply head is too large")),
+                Err(e) => return Err(after(format!("malformed reply: {e}"))),
+            };
+            let status = resp.code.unwrap_or(0);
+            if (100..200).contains(&status) && status != 101 {
+                self.buf.drain(..len);
+                continue;
+            }
+            let (mut framing, close) = framing(&resp)?;
+            if to_head {
+                framing = Framing::Length(0);
+            }
+            let base = self.buf.as_ptr() as usize;
+            let span = |s: &[u8]| {
+                let start = (s.as_ptr() as usize).wrapping_sub(base);
+                match start.checked_add(s.len()) {
+                    Some(end) if !s.is_empty() && end <= len => start..end,
+                    _ => 0..0,
+                }
+            };
+            let headers = resp
+                .headers
+                .iter()
+                .map(|h| (span(h.name.as_bytes()), span(h.value)))
+                .collect();
+            return Ok(Some(ReplyHead {
+                status,
+                framing,
+                close,
+                len,
+                headers,
+            }));
         }
     }
 

@@ -5,6 +5,7 @@
 pub(crate) mod conn;
 
 use crate::config::Function;
+use crate::http1::response::push_decimal;
 use bytes::Bytes;
 use conn::{Conn, Failure as ConnFailure};
 use std::collections::HashMap;
@@ -132,24 +133,28 @@ impl Invoker {
             )));
         }
         let start = f.next.fetch_add(1, Ordering::Relaxed);
-        let now = self.now_ms();
+        // The clock is read only when some endpoint has been ejected (0: never, or recovered).
+        let ejected = f
+            .endpoints
+            .iter()
+            .any(|e| e.down_until.load(Ordering::Relaxed) != 0);
+        let now = if ejected { self.now_ms() } else { 0 };
+        let healthy = |i: &usize| f.endpoints[*i].down_until.load(Ordering::Relaxed) <= now;
         let order = (0..n).map(|i| (start + i) % n);
-        let healthy: Vec<usize> = order
-            .clone()
-            .filter(|&i| f.endpoints[i].down_until.load(Ordering::Relaxed) <= now)
-            .collect();
         // With every endpoint ejected, try them all rather than fail without trying.
-        let candidates = if healthy.is_empty() {
-            order.collect()
-        } else {
-            healthy
-        };
+        let all_down = ejected && !order.clone().any(|i| healthy(&i));
+        let candidates = order.filter(|i| all_down || healthy(i));
         let mut last = String::new();
         for i in candidates {
             let ep = &f.endpoints[i];
             let head = request_head(f, ep, event.len(), request_id, deadline_ms);
             match self.call(ep, &head, event, f.max_reply_bytes).await {
-                Ok(inv) => return Ok(inv),
+                Ok(inv) => {
+                    if ejected {
+                        ep.down_until.store(0, Ordering::Relaxed);
+                    }
+                    return Ok(inv);
+                }
                 Err(Failure::Connect(why)) => {
                     ep.down_until.store(
                         self.now_ms() + EJECT_FOR.as_millis() as u64,
@@ -235,12 +240,28 @@ fn request_head(
     request_id: &str,
     deadline_ms: u64,
 ) -> Vec<u8> {
-    use std::io::Write;
-    let mut h = Vec::with_capacity(256 + ep.path.len());
-    let _ = write!(
-        h,
-        "POST {} HTTP/1.1\r\nhost: {}\r\ncontent-type: application/json\r\ncontent-length: {len}\r\nx-jdcloud-request-id: {request_id}\r\nx-fngate-function: {}\r\nx-fngate-deadline-ms: {deadline_ms}\r\n\r\n",
-        ep.path, ep.authority, f.name
-    );
+    let parts: [&[u8]; 13] = [
+        b"POST ",
+        ep.path.as_bytes(),
+        b" HTTP/1.1\r\nhost: ",
+        ep.authority.as_bytes(),
+        b"\r\ncontent-type: application/json\r\ncontent-length: ",
+        &[],
+        b"\r\nx-jdcloud-request-id: ",
+        request_id.as_bytes(),
+        b"\r\nx-fngate-function: ",
+        f.name.as_bytes(),
+        b"\r\nx-fngate-deadline-ms: ",
+        &[],
+        b"\r\n\r\n",
+    ];
+    let mut h = Vec::with_capacity(parts.iter().map(|p| p.len()).sum::<usize>() + 40);
+    for (i, part) in parts.iter().enumerate() {
+        match i {
+            5 => push_decimal(&mut h, len as u64),
+            11 => push_decimal(&mut h, deadline_ms),
+            _ => h.extend_from_slice(part),
+        }
+    }
     h
 }
