@@ -89,10 +89,8 @@ impl Gateway {
                 return Box::pin(self.serve_bridge(x, snap, oss, rec)).await;
             }
         }
-        let method = http::Method::from_bytes(x.method().as_bytes())
-            .map_err(|_| GatewayError::BadRequest("malformed method".into()))?;
         let path = x.path();
-        let (index, params) = match snap.table.lookup(&method, path) {
+        let (index, params) = match snap.table.lookup(&x.head.method, path) {
             Lookup::Found { route, params } => (route, param_spans(path, params.iter())),
             Lookup::NotFound => return Err(GatewayError::RouteNotFound),
             Lookup::MethodNotAllowed { allow } => {
@@ -208,9 +206,7 @@ impl Gateway {
         rec: &mut Record<'_>,
     ) -> Result<(), GatewayError> {
         let headers = header_map(x.headers());
-        let method = http::Method::from_bytes(x.method().as_bytes())
-            .map_err(|_| GatewayError::BadRequest("malformed method".into()))?;
-        bridge::admit(&method, &headers, x.query(), oss)?;
+        bridge::admit(&x.head.method, &headers, x.query(), oss)?;
         read_body(x, oss.max_body_bytes).await?;
         rec.bytes_in = x.body().len();
         let deps = bridge::Deps {

@@ -64,44 +64,36 @@ pub fn build(req: &ApiRequest) -> Result<Vec<u8>, EventError> {
         false => Some(std::str::from_utf8(req.body).map_err(|_| EventError::UnsupportedBody)?),
     };
     let mut out = Vec::with_capacity(768 + req.body.len() + req.body.len() / 3);
+    // Fixed keys and punctuation go out as literal fragments; values through `push_str`.
+    let raw = |out: &mut Vec<u8>, fragment: &str| out.extend_from_slice(fragment.as_bytes());
     let detail_only = req.api.format == EventFormat::JdcloudDetail;
-    let mut first = true;
-    out.push(b'{');
     if !detail_only {
-        push_member(&mut out, &mut first, "version", "0");
-        push_member(&mut out, &mut first, "id", req.request_id);
-        push_key(&mut out, &mut first, "time");
+        raw(&mut out, r#"{"version":"0","id":"#);
+        push_str(&mut out, req.request_id);
         // RFC 3339 needs no escaping: written straight into the event.
-        out.push(b'"');
+        raw(&mut out, r#","time":""#);
         let _ = write!(out, "{}", humantime::format_rfc3339_millis(req.time));
-        out.push(b'"');
-        push_member(&mut out, &mut first, "source", "apigateway");
-        push_member(
-            &mut out,
-            &mut first,
-            "base64OwnerPin",
-            &req.gateway.base64_owner_pin,
-        );
-        push_key(&mut out, &mut first, "resources");
-        out.push(b'[');
+        raw(&mut out, r#"","source":"apigateway","base64OwnerPin":"#);
+        push_str(&mut out, &req.gateway.base64_owner_pin);
+        raw(&mut out, r#","resources":["#);
         push_str(&mut out, &req.api.resource);
-        out.push(b']');
-        push_member(&mut out, &mut first, "region", &req.gateway.region);
-        push_member(&mut out, &mut first, "detailType", "ApiGatewayReceived");
-        push_key(&mut out, &mut first, "detail");
-        out.push(b'{');
-        first = true;
+        raw(&mut out, r#"],"region":"#);
+        push_str(&mut out, &req.gateway.region);
+        raw(&mut out, r#","detailType":"ApiGatewayReceived","detail":"#);
     }
-    push_member(&mut out, &mut first, "path", req.path);
-    push_member(&mut out, &mut first, "httpMethod", req.method);
-    push_key(&mut out, &mut first, "headers");
+    raw(&mut out, r#"{"path":"#);
+    push_str(&mut out, req.path);
+    raw(&mut out, r#","httpMethod":"#);
+    push_str(&mut out, req.method);
+    raw(&mut out, r#","headers":"#);
     write_headers(&mut out, req)?;
-    push_key(&mut out, &mut first, "pathParameters");
+    raw(&mut out, r#","pathParameters":"#);
     write_path_params(&mut out, req.path_params)?;
-    push_key(&mut out, &mut first, "queryParameters");
+    raw(&mut out, r#","queryParameters":"#);
     write_query(&mut out, req.query)?;
-    push_member(&mut out, &mut first, "queryString", req.query);
-    push_key(&mut out, &mut first, "body");
+    raw(&mut out, r#","queryString":"#);
+    push_str(&mut out, req.query);
+    raw(&mut out, r#","body":"#);
     match body_text {
         Some(text) => push_str(&mut out, text),
         None => {
@@ -110,27 +102,21 @@ pub fn build(req: &ApiRequest) -> Result<Vec<u8>, EventError> {
         }
     }
     if req.binary {
-        push_key(&mut out, &mut first, "isBase64Encoded");
-        out.extend_from_slice(if !req.body.is_empty() {
-            b"true"
-        } else {
-            b"false"
-        });
+        raw(&mut out, r#","isBase64Encoded":"#);
+        raw(&mut out, if req.body.is_empty() { "false" } else { "true" });
     }
-    push_key(&mut out, &mut first, "requestContext");
-    let mut ctx_first = true;
-    out.push(b'{');
-    push_member(&mut out, &mut ctx_first, "stage", &req.api.stage);
-    push_member(&mut out, &mut ctx_first, "apiId", &req.api.id);
-    push_key(&mut out, &mut ctx_first, "identity");
-    out.extend_from_slice(br#"{"accountId":"","apiKey":"","user":"","authType":"none"}"#);
-    push_member(&mut out, &mut ctx_first, "requestId", req.request_id);
-    push_member(&mut out, &mut ctx_first, "sourceIp", req.source_ip);
-    out.push(b'}');
-    if !detail_only {
-        out.push(b'}');
-    }
-    out.push(b'}');
+    raw(&mut out, r#","requestContext":{"stage":"#);
+    push_str(&mut out, &req.api.stage);
+    raw(&mut out, r#","apiId":"#);
+    push_str(&mut out, &req.api.id);
+    raw(
+        &mut out,
+        r#","identity":{"accountId":"","apiKey":"","user":"","authType":"none"},"requestId":"#,
+    );
+    push_str(&mut out, req.request_id);
+    raw(&mut out, r#","sourceIp":"#);
+    push_str(&mut out, req.source_ip);
+    raw(&mut out, if detail_only { "}}" } else { "}}}" });
     Ok(out)
 }
 

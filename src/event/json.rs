@@ -18,19 +18,61 @@ static ESCAPE: [u8; 256] = {
     t
 };
 
-/// Whether any of the 8 bytes in `w` needs escaping: below 0x20, `"` or `\\` (the classic
-/// "has zero byte" bit trick, exact for whether one exists).
-fn any_to_escape(w: u64) -> bool {
+/// A mask whose lowest set bit is in the first of the 8 bytes of `w` (little-endian) that needs
+/// escaping — below 0x20, `"` or `\\` — and 0 when none does (the "has zero byte" bit trick:
+/// its lowest flagged byte is always a real match).
+#[inline]
+fn escape_mask(w: u64) -> u64 {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGH: u64 = 0x8080_8080_8080_8080;
     let zero_in = |v: u64| v.wrapping_sub(ONES) & !v & HIGH;
     let control = w.wrapping_sub(ONES * 0x20) & !w & HIGH;
-    (control | zero_in(w ^ (ONES * b'"' as u64)) | zero_in(w ^ (ONES * b'\\' as u64))) != 0
+    control | zero_in(w ^ (ONES * b'"' as u64)) | zero_in(w ^ (ONES * b'\\' as u64))
 }
 
-/// Appends `s` as a JSON string literal (quoted, escaped): plain runs are skipped 8 bytes at a
-/// time and copied whole; bytes near one that needs escaping go through the table.
+#[inline]
+fn any_to_escape(w: u64) -> bool {
+    escape_mask(w) != 0
+}
+
+/// The 8 bytes at the start of `b` (at least 8 long) as one word.
+#[inline]
+fn word(b: &[u8]) -> u64 {
+    let mut a = [0u8; 8];
+    a.copy_from_slice(&b[..8]);
+    u64::from_le_bytes(a)
+}
+
+/// Whether a string of at most 16 bytes is plain (nothing to escape): two overlapping words
+/// read from the string itself, or a table lookup per byte below 8.
+#[inline]
+fn short_is_plain(b: &[u8]) -> bool {
+    match b.len() {
+        8..=16 => !any_to_escape(word(b)) && !any_to_escape(word(&b[b.len() - 8..])),
+        _ => b.iter().all(|&c| ESCAPE[c as usize] == 0),
+    }
+}
+
+/// Appends `s` as a JSON string literal (quoted, escaped). Most strings in an event (keys,
+/// header values, ids) are short and plain: they are copied inline; the rest go through
+/// `push_escaped`.
+#[inline]
 pub fn push_str(out: &mut Vec<u8>, s: &str) {
+    let b = s.as_bytes();
+    if b.len() <= 16 && short_is_plain(b) {
+        out.reserve(b.len() + 2);
+        out.push(b'"');
+        out.extend_from_slice(b);
+        out.push(b'"');
+    } else {
+        push_escaped(out, s);
+    }
+}
+
+/// `push_str` for any string: 8 bytes are tested at a time, and the scan jumps to the first
+/// one that needs escaping; plain runs are copied whole.
+#[inline(never)]
+fn push_escaped(out: &mut Vec<u8>, s: &str) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     let bytes = s.as_bytes();
     out.reserve(bytes.len() + 2);
@@ -38,15 +80,15 @@ pub fn push_str(out: &mut Vec<u8>, s: &str) {
     let mut start = 0;
     let mut i = 0;
     while i < bytes.len() {
-        while let Some(word) = bytes.get(i..i + 8) {
-            let mut w = [0u8; 8];
-            w.copy_from_slice(word);
-            if any_to_escape(u64::from_le_bytes(w)) {
-                break;
+        if i + 8 <= bytes.len() {
+            let mask = escape_mask(word(&bytes[i..]));
+            if mask == 0 {
+                i += 8;
+                continue;
             }
-            i += 8;
+            i += (mask.trailing_zeros() / 8) as usize;
         }
-        let Some(&b) = bytes.get(i) else { break };
+        let b = bytes[i];
         let escape = ESCAPE[b as usize];
         if escape != 0 {
             out.extend_from_slice(&bytes[start..i]);

@@ -275,7 +275,7 @@ impl<'c> Exchange<'c> {
     }
 
     pub fn method(&self) -> &str {
-        self.head.method(&self.conn.buf)
+        self.head.method.as_str()
     }
 
     pub fn path(&self) -> &str {
@@ -439,7 +439,7 @@ impl<'c> Exchange<'c> {
         headers: impl IntoIterator<Item = (&'h str, &'h [u8])>,
         body: &[u8],
     ) -> std::io::Result<()> {
-        let send_body = response::has_body(status) && self.method() != "HEAD";
+        let send_body = response::has_body(status) && self.head.method != http::Method::HEAD;
         self.start_answer(status, headers, Some(body.len()))?;
         self.bytes_out = if send_body { body.len() } else { 0 };
         self.send(if send_body { body } else { &[] }).await
@@ -468,7 +468,7 @@ impl<'c> Exchange<'c> {
         if (!self.body_read() && !self.can_drain()) || self.conn.closing() {
             self.keep_alive = false;
         }
-        let bodied = response::has_body(status) && self.method() != "HEAD";
+        let bodied = response::has_body(status) && self.head.method != http::Method::HEAD;
         self.chunked = length.is_none() && bodied && !self.head.http10;
         if length.is_none() && bodied && self.head.http10 {
             self.keep_alive = false;

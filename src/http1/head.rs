@@ -37,7 +37,8 @@ type Span = Range<usize>;
 pub struct Head {
     /// Bytes of the head, up to and including the blank line.
     pub len: usize,
-    method: Span,
+    /// Parsed once: standard methods without an allocation.
+    pub method: http::Method,
     target: Span,
     /// Empty for an absolute-form target without a path, which means "/".
     path: Span,
@@ -83,7 +84,8 @@ pub fn parse(buf: &[u8]) -> Result<Option<Head>, HeadError> {
     };
     let mut head = Head {
         len,
-        method: span(buf, method.as_bytes()),
+        method: http::Method::from_bytes(method.as_bytes())
+            .map_err(|_| malformed("malformed method"))?,
         target: span(buf, target.as_bytes()),
         http10: minor == 0,
         keep_alive: minor == 1,
@@ -190,10 +192,6 @@ fn text<'b>(buf: &'b [u8], s: &Span) -> &'b str {
 }
 
 impl Head {
-    pub fn method<'b>(&self, buf: &'b [u8]) -> &'b str {
-        text(buf, &self.method)
-    }
-
     /// The request target as received (path and query).
     pub fn target<'b>(&self, buf: &'b [u8]) -> &'b str {
         text(buf, &self.target)
@@ -260,7 +258,7 @@ mod tests {
         let b = raw.as_bytes();
         assert_eq!(h.len, raw.len() - 4);
         assert_eq!(
-            (h.method(b), h.path(b), h.query(b)),
+            (h.method.as_str(), h.path(b), h.query(b)),
             ("GET", "/users/42", "lang=zh")
         );
         assert_eq!(h.target(b), "/users/42?lang=zh");
