@@ -236,3 +236,63 @@ fn workers_bound_how_many_invocations_run_at_once() {
     // Two at a time: two rounds of 0.5 s.
     assert!(took >= Duration::from_millis(950), "{took:?}");
 }
+
+#[test]
+fn sigterm_lets_running_invocations_answer_then_exits() {
+    let mut rt = PythonRuntime::start("tests/functions/probe", "index.handler", &[]);
+    let addr = rt.addr;
+    let slow = std::thread::spawn(move || {
+        let mut c = Client::connect(addr);
+        let event = serde_json::json!({"kind": "sleep", "queryParameters": {"seconds": "0.8"}});
+        c.request(
+            "POST",
+            "/",
+            &[("x-fngate-deadline-ms", "5000")],
+            event.to_string().as_bytes(),
+        )
+    });
+    // An idle keep-alive connection, as the gateway's pool holds.
+    let mut pooled = Client::connect(addr);
+    assert_eq!(
+        rt.invoke(&serde_json::json!({"kind": "pid"}), "r1", 1000)
+            .status,
+        200
+    );
+    std::thread::sleep(Duration::from_millis(200));
+    let sent = Instant::now();
+    let kill = std::process::Command::new("kill")
+        .args(["-TERM", &rt.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    // While the slow one still runs, a request on an open connection is told to go elsewhere.
+    let late = pooled.request("POST", "/", &[], br#"{"kind": "pid"}"#);
+    assert_eq!(late.status, 503);
+    assert_eq!(late.json()["errorType"], "Stopping");
+    let r = slow.join().unwrap();
+    assert_eq!(
+        r.status,
+        200,
+        "the running invocation answered: {}",
+        r.text()
+    );
+    let until = Instant::now() + Duration::from_secs(5);
+    let status = loop {
+        if let Some(s) = rt.child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(Instant::now() < until, "still running 5 s after SIGTERM");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(status.success(), "{status:?}");
+    assert!(
+        sent.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        sent.elapsed()
+    );
+    assert!(
+        std::net::TcpStream::connect(addr).is_err(),
+        "no longer listening"
+    );
+    assert!(rt.stderr.wait_for(&["stopped"]).is_some());
+}

@@ -5,11 +5,15 @@
 //! function must have downloaded exactly the uploaded bytes to /tmp/test.
 
 mod support;
-use serde_json::json;
+use serde_json::{json, Value};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
 use support::*;
+
+/// The seed's code writes /tmp/test, so its tests take turns.
+static TMP_TEST: Mutex<()> = Mutex::new(());
 
 const TOKEN: &str = "seed-token-0123456789";
 
@@ -155,6 +159,7 @@ type Sender = (
 
 #[test]
 fn uploading_to_the_bucket_makes_the_seed_function_download_the_object() {
+    let _turn = TMP_TEST.lock().unwrap_or_else(|e| e.into_inner());
     let python = venv_python();
     let moto = start_moto(&python);
     let python_arg = python.display().to_string();
@@ -211,4 +216,144 @@ fn uploading_to_the_bucket_makes_the_seed_function_download_the_object() {
     );
     assert_eq!(r.status, 200, "{}", r.text());
     assert!(std::fs::read("/tmp/test").is_err());
+}
+
+/// A child process killed on drop.
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// `${NAME:-default}` as compose reads it, with nothing set.
+fn compose_default(value: &Value) -> String {
+    let text = value.as_str().unwrap_or_default();
+    match text.strip_prefix("${").and_then(|t| t.split_once(":-")) {
+        Some((_, default)) => default.trim_end_matches('}').to_owned(),
+        None => text.to_owned(),
+    }
+}
+
+/// docker/compose.yaml without Docker: fngate runs docker/seed.yaml (ports and the queue
+/// volume moved), the function is started with the runtime image's CMD and the compose file's
+/// environment for it (its S3 endpoint moved to moto, standing in for MinIO), and the body a
+/// MinIO webhook posts arrives with the token as MinIO sends it.
+#[test]
+fn the_compose_scenario_runs_its_config_and_function_command() {
+    let _turn = TMP_TEST.lock().unwrap_or_else(|e| e.into_inner());
+    let python = venv_python();
+    let moto = start_moto(&python);
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let compose: Value =
+        serde_saphyr::from_str(&std::fs::read_to_string(root.join("docker/compose.yaml")).unwrap())
+            .unwrap();
+
+    // The function, as docker/runtime-python/Dockerfile starts it (its paths mapped here).
+    let lines = dockerfile(
+        root.join("docker/runtime-python/Dockerfile")
+            .to_str()
+            .unwrap(),
+    );
+    let cmd_line = lines.iter().rfind(|(i, _)| i == "CMD").unwrap();
+    let code = root.join("examples/functions/download_oss");
+    let cmd: Vec<String> = exec_form(&cmd_line.1)
+        .into_iter()
+        .map(|a| {
+            a.replace("exec python3 ", &format!("exec {} ", python.display()))
+                .replace(
+                    "/opt/fngate/fngate_runtime.py",
+                    root.join("runtime/python/fngate_runtime.py")
+                        .to_str()
+                        .unwrap(),
+                )
+                .replace("--code /code", &format!("--code {}", code.display()))
+        })
+        .collect();
+    let port = free_port();
+    let service = &compose["services"]["download-oss"];
+    let mut env: Vec<(String, String)> = service["environment"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(k, v)| (k.clone(), compose_default(v)))
+        .collect();
+    env.retain(|(k, _)| k != "S3_ENDPOINT");
+    env.push(("S3_ENDPOINT".into(), moto.endpoint.clone()));
+    env.push(("PORT".into(), port.to_string()));
+    env.push(("FNGATE_HANDLER".into(), "index.handler".into()));
+    let _function = Running(
+        Command::new(&cmd[0])
+            .args(&cmd[1..])
+            .envs(env)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_listening(format!("127.0.0.1:{port}").parse().unwrap());
+
+    // fngate with the seed config, its URL and token from the environment as compose sets them.
+    let (api, admin) = (free_port(), free_port());
+    let dir = std::env::temp_dir().join(format!("fngate-compose-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let seed = std::fs::read_to_string(root.join("docker/seed.yaml"))
+        .unwrap()
+        .replace("0.0.0.0:8080", &format!("127.0.0.1:{api}"))
+        .replace("0.0.0.0:9901", &format!("127.0.0.1:{admin}"))
+        .replace(
+            "/var/lib/fngate/oss-queue",
+            dir.join("queue").to_str().unwrap(),
+        );
+    std::fs::write(dir.join("seed.yaml"), seed).unwrap();
+    let fngate_env = &compose["services"]["fngate"]["environment"];
+    let url = fngate_env["DOWNLOAD_OSS_URL"]
+        .as_str()
+        .unwrap()
+        .replace("download-oss:9000", &format!("127.0.0.1:{port}"));
+    let _gateway = Running(
+        Command::new(env!("CARGO_BIN_EXE_fngate"))
+            .arg("-c")
+            .arg(dir.join("seed.yaml"))
+            .env("DOWNLOAD_OSS_URL", url)
+            .env("FNGATE_OSS_TOKEN", TOKEN)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let addr = format!("127.0.0.1:{api}").parse().unwrap();
+    wait_listening(addr);
+
+    let content = format!("compose scenario {}\n", uuid::Uuid::new_v4()).into_bytes();
+    let (etag, size) = upload(&python, &moto.endpoint, "test.txt", &content);
+    let _ = std::fs::remove_file("/tmp/test");
+    // MinIO sends a bare auth_token as "Bearer <token>".
+    let auth = format!("Bearer {TOKEN}");
+    let r = Client::connect(addr).request(
+        "POST",
+        "/oss/notify",
+        &[
+            ("Authorization", &auth),
+            ("Content-Type", "application/json"),
+        ],
+        minio_body("test.txt", &etag, size).as_bytes(),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    // delivery: async — stored, then delivered by the workers.
+    let until = Instant::now() + Duration::from_secs(15);
+    loop {
+        if std::fs::read("/tmp/test").is_ok_and(|d| d == content) {
+            break;
+        }
+        assert!(
+            Instant::now() < until,
+            "the function did not download test.txt"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -14,6 +14,7 @@ import argparse
 import importlib
 import json
 import os
+import signal
 import sys
 import threading
 import time
@@ -193,6 +194,15 @@ class InvokeHandler(BaseHTTPRequestHandler):
     invoker = None  # set by serve()
 
     def do_POST(self):
+        with self.server.tracker:
+            if self.server.stopping.is_set():
+                self.close_connection = True
+                self.answer(503, error_body("Stopping", "the runtime is stopping", []),
+                            [("Connection", "close")])
+                return
+            self.invoke_once()
+
+    def invoke_once(self):
         received = time.monotonic()
         length = self.headers.get("content-length")
         if length is None or not length.strip().isdigit():
@@ -226,9 +236,35 @@ class InvokeHandler(BaseHTTPRequestHandler):
         pass
 
 
+class InFlight:
+    """Counts requests being served, so that a stop can wait for them (`with tracker:`)."""
+
+    def __init__(self):
+        self.count = 0
+        self.changed = threading.Condition()
+
+    def __enter__(self):
+        with self.changed:
+            self.count += 1
+
+    def __exit__(self, *exc):
+        with self.changed:
+            self.count -= 1
+            self.changed.notify_all()
+
+    def wait_idle(self, timeout):
+        with self.changed:
+            return self.changed.wait_for(lambda: self.count == 0, timeout)
+
+
 class Server(ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = 1024  # bursts of new pooled connections from the gateway
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.tracker = InFlight()
+        self.stopping = threading.Event()
 
     def handle_error(self, request, client_address):
         error = sys.exc_info()[1]
@@ -283,10 +319,28 @@ def main(argv=None):
         fail("cannot listen on {}: {}".format(listen, e))
     log("serving {} from {} on {}:{} with {} workers".format(
         args.handler, code_dir, host, server.server_address[1], args.workers))
+    stop_on_sigterm(server)
     try:
         server.serve_forever(poll_interval=0.5)
     except KeyboardInterrupt:
         pass
+    # Stopped by SIGTERM: invocations already running get to answer (within the function's
+    # timeout); later requests on open connections were told 503 Stopping.
+    if not server.tracker.wait_idle(InvokeHandler.invoker.timeout_ms / 1000):
+        log("stopping with invocations still running after the function's timeout")
+    server.server_close()
+    log("stopped")
+
+
+def stop_on_sigterm(server):
+    """SIGTERM (the gateway stopping its functions, `docker stop`) stops accepting and lets
+    `main` wait for running invocations. Without a handler a container's PID 1 would ignore
+    it until the SIGKILL."""
+    def on_term(signum, frame):
+        server.stopping.set()
+        # shutdown() waits for serve_forever, which runs in this (the main) thread.
+        threading.Thread(target=server.shutdown, daemon=True).start()
+    signal.signal(signal.SIGTERM, on_term)
 
 
 if __name__ == "__main__":

@@ -633,3 +633,34 @@ impl Drop for PythonRuntime {
         let _ = self.child.wait();
     }
 }
+
+/// A Dockerfile's logical lines (continuations joined, comments dropped): (instruction, rest).
+pub fn dockerfile(path: &str) -> Vec<(String, String)> {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    let mut lines = Vec::new();
+    let mut current = String::new();
+    for line in text.lines() {
+        let trimmed = line.trim();
+        if trimmed.starts_with('#') || (trimmed.is_empty() && current.is_empty()) {
+            continue;
+        }
+        match trimmed.strip_suffix('\\') {
+            Some(part) => current.push_str(part),
+            None => {
+                current.push_str(trimmed);
+                let (word, rest) = current.split_once(' ').unwrap_or((&current, ""));
+                lines.push((word.to_ascii_uppercase(), rest.trim().to_owned()));
+                current.clear();
+            }
+        }
+    }
+    lines
+}
+
+/// The exec form (`["a", "b"]`) at the end of an instruction's arguments, e.g. a HEALTHCHECK's.
+pub fn exec_form(rest: &str) -> Vec<String> {
+    let start = rest
+        .find('[')
+        .unwrap_or_else(|| panic!("no exec form in {rest:?}"));
+    serde_json::from_str(&rest[start..]).unwrap_or_else(|e| panic!("{rest:?}: {e}"))
+}
