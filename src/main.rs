@@ -32,7 +32,7 @@ fn main() -> ExitCode {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,pingora_core=warn,pingora_proxy=warn".into()),
+                .unwrap_or_else(|_| "info,pingora_core=warn".into()),
         )
         .init();
     match fngate::server::run_forever(config) {
