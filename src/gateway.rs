@@ -10,7 +10,7 @@ use crate::contract;
 use crate::errors::{self, GatewayError};
 use crate::event::apigw::{self, ApiRequest, EventError};
 use crate::http1::{self, Answer, BodyError, Exchange, HeadError};
-use crate::invoke::Invoker;
+use crate::invoke::{InvokeError, Invoker};
 use crate::oss::stats::Stats;
 use crate::oss::worker::AsyncDelivery;
 use crate::proxy;
@@ -171,15 +171,18 @@ impl Gateway {
 
         // 2. The call, bounded by the route's timeout.
         let called = Instant::now();
-        let outcome = self
-            .invoker
-            .invoke_within(
-                &snap.functions[function],
-                &event,
-                &rec.request_id,
-                route.timeout,
-            )
-            .await;
+        let deadline_ms = route.timeout.as_millis() as u64;
+        let call = self.invoker.invoke(
+            &snap.functions[function],
+            &event,
+            &rec.request_id,
+            deadline_ms,
+        );
+        // On the connection's timer: no timer of its own per call.
+        let outcome = x
+            .within(route.timeout, call)
+            .await
+            .unwrap_or(Err(InvokeError::Timeout(route.timeout)));
         rec.function_time = Some(called.elapsed());
         let invocation = errors::call_outcome(outcome)?;
 

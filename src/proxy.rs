@@ -31,10 +31,11 @@ pub async fn forward(
 ) -> Result<u16, GatewayError> {
     let head = request_head(x, t);
     let to_head = x.method() == "HEAD";
-    let call = connect_and_send(invoker, t.addr, &head, x.body(), to_head);
-    let (mut conn, reply) = tokio::time::timeout(t.timeout, call)
+    let call = |body| connect_and_send(invoker, t.addr, &head, body, to_head);
+    let (mut conn, reply) = x
+        .within_with_body(t.timeout, call)
         .await
-        .map_err(|_| GatewayError::FunctionTimeout(t.timeout))??;
+        .ok_or(GatewayError::FunctionTimeout(t.timeout))??;
 
     let length = match (to_head, reply.framing) {
         (true, _) => declared_length(&conn, &reply),
@@ -54,11 +55,11 @@ pub async fn forward(
 
     let mut body = BodyReader::new(reply.framing);
     loop {
-        let piece = tokio::time::timeout(t.timeout, conn.next_piece(&mut body)).await;
+        let piece = x.within(t.timeout, conn.next_piece(&mut body)).await;
         let range = match piece {
-            Ok(Ok(Some(range))) => range,
-            Ok(Ok(None)) => break,
-            Ok(Err(_)) | Err(_) => {
+            Some(Ok(Some(range))) => range,
+            Some(Ok(None)) => break,
+            Some(Err(_)) | None => {
                 // The status is out: all that can be said is an incomplete answer.
                 x.abort();
                 return Ok(reply.status);

@@ -9,13 +9,13 @@
 use super::head::{self, Framing, Head, HeadError};
 use super::io::{read_now, read_some, write_all2};
 use super::response::{self, DateCache};
+use super::timer::LazyTimer;
 use std::future::Future;
 use std::net::SocketAddr;
-use std::pin::Pin;
 use std::time::Duration;
 use tokio::net::TcpStream;
 use tokio::sync::watch;
-use tokio::time::{Instant, Sleep};
+use tokio::time::Instant;
 
 /// First read buffer of a request: small enough for malloc's per-thread cache.
 const INITIAL_BUFFER: usize = 1024;
@@ -62,7 +62,7 @@ pub struct Conn {
     /// The answer's head, reused.
     out: Vec<u8>,
     date: DateCache,
-    timer: Pin<Box<Sleep>>,
+    timer: LazyTimer,
     /// Turns true when the server starts shutting down.
     shutdown: watch::Receiver<bool>,
 }
@@ -76,7 +76,7 @@ impl Conn {
             buf: Vec::new(),
             out: Vec::new(),
             date: DateCache::default(),
-            timer: Box::pin(tokio::time::sleep(Duration::ZERO)),
+            timer: LazyTimer::default(),
         }
     }
 
@@ -97,11 +97,10 @@ impl Conn {
             done => return done,
         }
         let deadline = *deadline.get_or_insert_with(|| Instant::now() + timeout);
-        self.timer.as_mut().reset(deadline);
         tokio::select! {
             biased;
             n = read_some(&self.stream, &mut self.buf) => n,
-            _ = &mut self.timer => Err(std::io::ErrorKind::TimedOut.into()),
+            _ = self.timer.until(deadline) => Err(std::io::ErrorKind::TimedOut.into()),
         }
     }
 
@@ -109,13 +108,11 @@ impl Conn {
     /// then the whole head within `read_timeout`.
     async fn next_head(&mut self, settings: &Settings) -> Result<Head, Stop> {
         if self.buf.is_empty() {
-            self.timer
-                .as_mut()
-                .reset(Instant::now() + settings.keepalive_timeout);
+            let idle_until = Instant::now() + settings.keepalive_timeout;
             tokio::select! {
                 biased;
                 ready = self.stream.readable() => ready.map_err(|_| Stop::Quiet)?,
-                _ = &mut self.timer => return Err(Stop::Quiet),
+                _ = self.timer.until(idle_until) => return Err(Stop::Quiet),
                 _ = self.shutdown.changed() => return Err(Stop::Quiet),
             }
         }
@@ -217,6 +214,14 @@ enum Body {
     Decoded(Vec<u8>),
 }
 
+fn body_of<'a>(body: &'a Body, buf: &'a [u8], head_len: usize) -> &'a [u8] {
+    match body {
+        Body::Unread => &[],
+        Body::InBuffer(len) => &buf[head_len..head_len + len],
+        Body::Decoded(v) => v,
+    }
+}
+
 /// Why a request body could not be read.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum BodyError {
@@ -305,10 +310,33 @@ impl<'c> Exchange<'c> {
 
     /// The body read by `read_body` (empty before).
     pub fn body(&self) -> &[u8] {
-        match &self.body {
-            Body::Unread => &[],
-            Body::InBuffer(len) => &self.conn.buf[self.head.len..self.head.len + len],
-            Body::Decoded(v) => v,
+        body_of(&self.body, &self.conn.buf, self.head.len)
+    }
+
+    /// Runs `f` for at most `timeout`, on the connection's own timer (`timer`): `None` when the
+    /// time is up.
+    pub async fn within<F: Future>(&mut self, timeout: Duration, f: F) -> Option<F::Output> {
+        let deadline = Instant::now() + timeout;
+        tokio::select! {
+            biased;
+            out = f => Some(out),
+            _ = self.conn.timer.until(deadline) => None,
+        }
+    }
+
+    /// `within` for a future that needs the request body.
+    pub async fn within_with_body<'b, F: Future + 'b>(
+        &'b mut self,
+        timeout: Duration,
+        make: impl FnOnce(&'b [u8]) -> F,
+    ) -> Option<F::Output> {
+        let deadline = Instant::now() + timeout;
+        let conn = &mut *self.conn;
+        let f = make(body_of(&self.body, &conn.buf, self.head.len));
+        tokio::select! {
+            biased;
+            out = f => Some(out),
+            _ = conn.timer.until(deadline) => None,
         }
     }
 

@@ -9,6 +9,7 @@ pub mod conn;
 pub mod head;
 pub mod io;
 pub mod response;
+pub mod timer;
 
 pub use conn::{serve, BodyError, Exchange, Handler, Settings};
 pub use head::HeadError;
