@@ -21,3 +21,4 @@ pub mod routing;
 pub mod server;
 pub mod snapshot;
 pub mod supervisor;
+pub mod text;

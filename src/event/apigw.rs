@@ -177,7 +177,7 @@ fn write_headers(out: &mut Vec<u8>, req: &ApiRequest) -> Result<(), EventError> 
 }
 
 fn header_text<'v>(name: &str, value: &'v [u8]) -> Result<&'v str, EventError> {
-    std::str::from_utf8(value).map_err(|_| {
+    crate::text::utf8(value).map_err(|_| {
         let name = name.to_ascii_lowercase();
         EventError::BadRequest(format!("header {name:?} is not valid UTF-8"))
     })

@@ -188,7 +188,7 @@ fn split_target(target: &str) -> Result<(&str, &str), HeadError> {
 }
 
 fn text<'b>(buf: &'b [u8], s: &Span) -> &'b str {
-    std::str::from_utf8(&buf[s.clone()]).unwrap_or("")
+    crate::text::utf8(&buf[s.clone()]).unwrap_or("")
 }
 
 impl Head {
@@ -212,7 +212,7 @@ impl Head {
 
     /// Request-target bytes above 0x7F must form UTF-8 (they reach events as strings).
     pub fn check_utf8(&self, buf: &[u8]) -> Result<(), HeadError> {
-        std::str::from_utf8(&buf[self.target.clone()])
+        crate::text::utf8(&buf[self.target.clone()])
             .map(|_| ())
             .map_err(|_| malformed("the request target is not valid UTF-8"))
     }

@@ -215,7 +215,7 @@ impl Conn {
         head: &'a ReplyHead,
     ) -> impl Iterator<Item = (&'a str, &'a [u8])> + 'a {
         head.headers.iter().map(|(n, v)| {
-            let name = std::str::from_utf8(&self.buf[n.clone()]).unwrap_or("");
+            let name = crate::text::utf8(&self.buf[n.clone()]).unwrap_or("");
             (name, &self.buf[v.clone()])
         })
     }
