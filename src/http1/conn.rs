@@ -429,17 +429,19 @@ impl<'c> Exchange<'c> {
                 pos = self.skip_trailers(pos).await?;
                 break;
             }
-            if body.len().saturating_add(size) > limit {
+            // Checked: the limit comes from the config and may be anything.
+            let end = pos.checked_add(size).filter(|_| body.len().saturating_add(size) <= limit);
+            let Some(end) = end.filter(|e| e.checked_add(2).is_some()) else {
                 return Err(BodyError::TooLarge);
-            }
-            while self.conn.buf.len() < pos + size + 2 {
+            };
+            while self.conn.buf.len() < end + 2 {
                 self.fill_body().await?;
             }
-            if &self.conn.buf[pos + size..pos + size + 2] != b"\r\n" {
+            if &self.conn.buf[end..end + 2] != b"\r\n" {
                 return Err(BodyError::Malformed);
             }
-            body.extend_from_slice(&self.conn.buf[pos..pos + size]);
-            self.conn.buf.drain(start..pos + size + 2);
+            body.extend_from_slice(&self.conn.buf[pos..end]);
+            self.conn.buf.drain(start..end + 2);
             pos = start;
         }
         self.end = pos;
