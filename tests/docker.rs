@@ -201,13 +201,7 @@ fn the_healthchecks_tell_a_live_process_from_a_dead_one() {
         t.replace("0.0.0.0:8080", &format!("127.0.0.1:{api}"))
             .replace("0.0.0.0:9901", &format!("127.0.0.1:{admin}"))
     });
-    let mut gateway = Command::new(env!("CARGO_BIN_EXE_fngate"))
-        .arg("-c")
-        .arg(&config)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let gateway = FngateProcess::start(&config, &[]);
     wait_listening(format!("127.0.0.1:{api}").parse().unwrap());
     let lines = dockerfile(root().join("docker/Dockerfile").to_str().unwrap());
     let check: Vec<String> = exec_form(instruction(&lines, "HEALTHCHECK")[0])
@@ -222,8 +216,7 @@ fn the_healthchecks_tell_a_live_process_from_a_dead_one() {
         "the image's example function runs: {}",
         r.text()
     );
-    let _ = gateway.kill();
-    let _ = gateway.wait();
+    drop(gateway);
     assert!(!healthy(&check, &[]), "{check:?} after the gateway is gone");
     let _ = std::fs::remove_dir_all(config.parent().unwrap().parent().unwrap());
 

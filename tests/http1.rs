@@ -4,7 +4,6 @@
 
 mod support;
 use std::io::Read;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 use support::*;
 
@@ -58,8 +57,7 @@ fn malformed_heads_are_a_json_400_and_close_without_calling_anything() {
     ];
     for (what, raw) in cases {
         let mut c = g.client();
-        c.send_raw(raw);
-        let r = c.read_response(false);
+        let r = c.raw(raw);
         assert_eq!(
             (r.status, r.header("x-fngate-error")),
             (400, Some("BAD_REQUEST")),
@@ -81,21 +79,19 @@ fn oversized_heads_are_431_and_unknown_codings_501() {
         "GET /items/1 HTTP/1.1\r\nHost: a\r\nCookie: {}\r\n\r\n",
         "a".repeat(70 * 1024)
     );
-    c.send_raw(big.as_bytes());
-    let r = c.read_response(false);
+    let r = c.raw(big.as_bytes());
     assert_eq!(
         (r.status, r.header("x-fngate-error")),
         (431, Some("REQUEST_HEADER_TOO_LARGE"))
     );
     let mut c = g.client();
     let many: String = (0..200).map(|i| format!("x-h-{i}: v\r\n")).collect();
-    c.send_raw(format!("GET /items/1 HTTP/1.1\r\nHost: a\r\n{many}\r\n").as_bytes());
-    assert_eq!(c.read_response(false).status, 431);
+    let r = c.raw(format!("GET /items/1 HTTP/1.1\r\nHost: a\r\n{many}\r\n").as_bytes());
+    assert_eq!(r.status, 431);
     let mut c = g.client();
-    c.send_raw(
+    let r = c.raw(
         b"POST /items/1 HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n",
     );
-    let r = c.read_response(false);
     assert_eq!(
         (r.status, r.header("x-fngate-error")),
         (501, Some("NOT_IMPLEMENTED"))
@@ -107,8 +103,7 @@ fn oversized_heads_are_431_and_unknown_codings_501() {
         "GET /items/1 HTTP/1.1\r\nHost: a\r\nCookie: {}\r\n\r\n",
         "a".repeat(60 * 1024)
     );
-    c.send_raw(fits.as_bytes());
-    assert_eq!(c.read_response(false).status, 200);
+    assert_eq!(c.raw(fits.as_bytes()).status, 200);
     assert_eq!(f.events().len(), 1);
 }
 
@@ -142,15 +137,13 @@ fn pipelined_requests_are_answered_in_order() {
 fn http10_closes_unless_asked_and_connection_close_is_honoured() {
     let (_f, g) = echo_gateway("");
     let mut c = g.client();
-    c.send_raw(b"GET /items/1 HTTP/1.0\r\n\r\n");
-    let r = c.read_response(false);
+    let r = c.raw(b"GET /items/1 HTTP/1.0\r\n\r\n");
     assert_eq!((r.status, r.header("connection")), (200, Some("close")));
     assert!(c.is_closed());
 
     let mut c = g.client();
     for _ in 0..2 {
-        c.send_raw(b"GET /items/1 HTTP/1.0\r\nConnection: keep-alive\r\n\r\n");
-        let r = c.read_response(false);
+        let r = c.raw(b"GET /items/1 HTTP/1.0\r\nConnection: keep-alive\r\n\r\n");
         assert_eq!(
             (r.status, r.header("connection")),
             (200, Some("keep-alive"))
@@ -191,8 +184,7 @@ fn stalled_heads_are_dropped_and_stalled_bodies_are_408() {
     );
 
     let mut c = g.client();
-    c.send_raw(b"POST /items/1 HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\nabc");
-    let r = c.read_response(false);
+    let r = c.raw(b"POST /items/1 HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\nabc");
     assert_eq!(
         (r.status, r.header("x-fngate-error")),
         (408, Some("REQUEST_TIMEOUT"))
@@ -262,24 +254,14 @@ fn sigterm_lets_in_flight_requests_finish_and_closes_idle_connections() {
         function_config(&f.url(), "", "      - path: /slow\n        function: fn\n")
     );
     std::fs::write(&conf, yaml).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_fngate"))
-        .arg("-c")
-        .arg(&conf)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut gateway = FngateProcess::start(&conf, &[]);
     let addr = format!("127.0.0.1:{port}").parse().unwrap();
     wait_listening(addr);
     let mut idle = Client::connect(addr);
     let mut busy = Client::connect(addr);
     busy.send_raw(b"GET /slow HTTP/1.1\r\nHost: a\r\n\r\n");
     std::thread::sleep(Duration::from_millis(200));
-    let kill = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(kill.success());
+    gateway.sigterm();
     let r = busy.read_response(false);
     assert_eq!(
         (r.status, r.text().as_str()),
@@ -288,10 +270,6 @@ fn sigterm_lets_in_flight_requests_finish_and_closes_idle_connections() {
     );
     assert_eq!(r.header("connection"), Some("close"));
     assert!(idle.is_closed(), "idle: closed at once");
-    let until = Instant::now() + Duration::from_secs(10);
-    while child.try_wait().unwrap().is_none() {
-        assert!(Instant::now() < until, "exits after the grace period");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    assert!(gateway.wait_exit(Duration::from_secs(10)).success());
     let _ = std::fs::remove_dir_all(&dir);
 }

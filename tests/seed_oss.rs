@@ -314,17 +314,11 @@ fn the_compose_scenario_runs_its_config_and_function_command() {
         .as_str()
         .unwrap()
         .replace("download-oss:9000", &format!("127.0.0.1:{port}"));
-    let _gateway = Running(
-        Command::new(env!("CARGO_BIN_EXE_fngate"))
-            .arg("-c")
-            .arg(dir.join("seed.yaml"))
-            .env("DOWNLOAD_OSS_URL", url)
-            .env("FNGATE_OSS_TOKEN", TOKEN)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+    let env = [
+        ("DOWNLOAD_OSS_URL", url.as_str()),
+        ("FNGATE_OSS_TOKEN", TOKEN),
+    ];
+    let _gateway = FngateProcess::start(&dir.join("seed.yaml"), &env);
     let addr = format!("127.0.0.1:{api}").parse().unwrap();
     wait_listening(addr);
 

@@ -430,7 +430,9 @@ impl<'c> Exchange<'c> {
                 break;
             }
             // Checked: the limit comes from the config and may be anything.
-            let end = pos.checked_add(size).filter(|_| body.len().saturating_add(size) <= limit);
+            let end = pos
+                .checked_add(size)
+                .filter(|_| body.len().saturating_add(size) <= limit);
             let Some(end) = end.filter(|e| e.checked_add(2).is_some()) else {
                 return Err(BodyError::TooLarge);
             };

@@ -328,6 +328,12 @@ impl Client {
         }
     }
 
+    /// Sends raw bytes and reads one answer.
+    pub fn raw(&mut self, bytes: &[u8]) -> Response {
+        self.send_raw(bytes);
+        self.read_response(false)
+    }
+
     /// Everything the server sends until it closes the connection.
     pub fn read_until_close(&mut self) -> Vec<u8> {
         let mut rest = Vec::new();
@@ -663,4 +669,50 @@ pub fn exec_form(rest: &str) -> Vec<String> {
         .find('[')
         .unwrap_or_else(|| panic!("no exec form in {rest:?}"));
     serde_json::from_str(&rest[start..]).unwrap_or_else(|e| panic!("{rest:?}: {e}"))
+}
+
+/// The fngate binary running a config file (output discarded), killed when dropped.
+pub struct FngateProcess {
+    pub child: std::process::Child,
+}
+
+impl FngateProcess {
+    pub fn start(config: &std::path::Path, env: &[(&str, &str)]) -> FngateProcess {
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_fngate"))
+            .arg("-c")
+            .arg(config)
+            .envs(env.iter().copied())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("fngate starts");
+        FngateProcess { child }
+    }
+
+    pub fn sigterm(&self) {
+        let sent = std::process::Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(sent.success());
+    }
+
+    /// Waits for the process to exit; panics after `within`.
+    pub fn wait_exit(&mut self, within: Duration) -> std::process::ExitStatus {
+        let until = Instant::now() + within;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(Instant::now() < until, "still running after {within:?}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for FngateProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
