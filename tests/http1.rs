@@ -273,3 +273,113 @@ fn sigterm_lets_in_flight_requests_finish_and_closes_idle_connections() {
     assert!(gateway.wait_exit(Duration::from_secs(10)).success());
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// xorshift64*: deterministic, so a failure names the case that can be replayed.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+}
+
+/// Flips, drops, duplicates or inserts bytes (often CR, LF, digits, ':' and ';').
+fn mutate(seed: &[u8], rng: &mut Rng) -> Vec<u8> {
+    let mut out = seed.to_vec();
+    for _ in 0..1 + rng.below(4) {
+        let at = rng.below(out.len().max(1));
+        const SPECIAL: &[u8] = b"\r\n:; 0123456789abcdefxX-\t\x00\x7f\xff";
+        let special = SPECIAL[rng.below(SPECIAL.len())];
+        match rng.below(5) {
+            0 if !out.is_empty() => out[at] = special,
+            1 if !out.is_empty() => {
+                out.remove(at);
+            }
+            2 => out.insert(at, special),
+            3 if at + 8 <= out.len() => {
+                let piece = out[at..at + 8].to_vec();
+                out.splice(at..at, piece);
+            }
+            _ => out.truncate(at),
+        }
+    }
+    out
+}
+
+/// Panics raised outside the tests' own code (the in-process gateway's tasks): tokio would turn
+/// them into closed connections, which the test below could not tell from a refusal.
+fn record_gateway_panics() -> std::sync::Arc<std::sync::Mutex<Vec<String>>> {
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let record = seen.clone();
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let place = info
+            .location()
+            .map(|l| l.file().to_owned())
+            .unwrap_or_default();
+        if !place.starts_with("tests/") {
+            if let Ok(mut all) = record.lock() {
+                all.push(format!("{info}"));
+            }
+        }
+        previous(info);
+    }));
+    seen
+}
+
+#[test]
+fn mutated_requests_get_an_answer_or_a_close_and_never_take_the_gateway_down() {
+    let panics = record_gateway_panics();
+    let (_f, g) = echo_gateway("  read_timeout: 300ms\n");
+    let seeds: [&[u8]; 4] = [
+        b"GET /items/1?x=1 HTTP/1.1\r\nHost: a\r\nX-A: b\r\n\r\n",
+        b"POST /items/2 HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n3;e=1\r\nabc\r\n0\r\nt: 1\r\n\r\n",
+        b"PUT /items/3 HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\nhello",
+        b"GET /items/4 HTTP/1.0\r\nConnection: keep-alive\r\n\r\nGET /items/5 HTTP/1.1\r\nHost: a\r\n\r\n",
+    ];
+    // FNGATE_MUTATION_SEED / _CASES explore further than the suite's fixed 400 cases.
+    let env = |name: &str, default: u64| {
+        std::env::var(name)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(default)
+    };
+    let mut rng = Rng(env("FNGATE_MUTATION_SEED", 0x5eed_f00d));
+    for case in 0..env("FNGATE_MUTATION_CASES", 400) as usize {
+        let seed = seeds[case % seeds.len()];
+        let bytes = mutate(seed, &mut rng);
+        let mut stream = std::net::TcpStream::connect(g.addr).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        let _ = std::io::Write::write_all(&mut stream, &bytes);
+        let _ = stream.shutdown(std::net::Shutdown::Write);
+        // Whatever came of it, the gateway answers or closes within the read timeout.
+        let mut got = Vec::new();
+        let read = stream.read_to_end(&mut got);
+        assert!(
+            read.is_ok(),
+            "case {case}: no answer and no close: {:?}",
+            String::from_utf8_lossy(&bytes)
+        );
+        if !got.is_empty() {
+            assert!(
+                got.starts_with(b"HTTP/1.1 "),
+                "case {case}: {:?}",
+                String::from_utf8_lossy(&got)
+            );
+        }
+    }
+    assert_eq!(g.client().get("/items/9").text(), "9:", "still serving");
+    assert!(
+        panics.lock().unwrap().is_empty(),
+        "{:?}",
+        panics.lock().unwrap()
+    );
+}
