@@ -3,6 +3,7 @@
 
 use crate::config::GatewaySettings;
 use ipnet::IpNet;
+use std::borrow::Cow;
 use std::net::IpAddr;
 
 /// The client's own id when trusted and well-formed, else a fresh UUID v4. `header` looks a
@@ -68,12 +69,13 @@ pub fn source_ip(peer: Option<IpAddr>, chain: &str, trusted: &[IpNet]) -> Option
     Some(client)
 }
 
-/// The chain with the peer appended, as passed on to functions and upstreams.
-pub fn append_peer(chain: &str, peer: Option<IpAddr>) -> String {
-    match (chain.is_empty(), peer) {
-        (_, None) => chain.to_owned(),
-        (true, Some(p)) => p.to_string(),
-        (false, Some(p)) => format!("{chain}, {p}"),
+/// The chain with the peer (already written out, `""` when unknown) appended, as passed on to
+/// functions and upstreams; borrowed when there is no chain.
+pub fn append_peer<'a>(chain: &str, peer: &'a str) -> Cow<'a, str> {
+    match (chain.is_empty(), peer.is_empty()) {
+        (true, _) => Cow::Borrowed(peer),
+        (false, true) => Cow::Owned(chain.to_owned()),
+        (false, false) => Cow::Owned(format!("{chain}, {peer}")),
     }
 }
 
@@ -98,7 +100,12 @@ mod tests {
             ip("10.0.0.7")
         );
         assert_eq!(source_ip(None, "1.2.3.4", &trusted), None);
-        assert_eq!(append_peer("1.2.3.4", stranger), "1.2.3.4, 203.0.113.9");
+        assert_eq!(
+            append_peer("1.2.3.4", "203.0.113.9"),
+            "1.2.3.4, 203.0.113.9"
+        );
+        assert_eq!(append_peer("", "203.0.113.9"), "203.0.113.9");
+        assert_eq!(append_peer("1.2.3.4", ""), "1.2.3.4");
     }
 
     #[test]

@@ -105,9 +105,8 @@ impl Gateway {
         match &route.target {
             Target::Function(f) => self.serve_function(x, snap, route, *f, &params, rec).await,
             Target::Upstream(up) => {
-                let peer = x.peer().map(|a| a.ip());
-                let forwarded_for =
-                    client::append_peer(&client::forwarded_chain(x.headers()), peer);
+                let chain = client::forwarded_chain(x.headers());
+                let forwarded_for = client::append_peer(&chain, x.peer_ip()).into_owned();
                 let target = proxy::Target {
                     addr: up.addr,
                     timeout: route.timeout,
@@ -136,10 +135,10 @@ impl Gateway {
             let peer = x.peer().map(|a| a.ip());
             let chain = client::forwarded_chain(headers.iter().copied());
             let trusted = &snap.config.gateway.trusted_proxies;
-            let forwarded_for = client::append_peer(&chain, peer);
+            let forwarded_for = client::append_peer(&chain, x.peer_ip());
             let source_ip = match client::source_ip(peer, &chain, trusted) {
-                // The usual case: no chain, so the source is the peer, already written out.
-                Some(ip) if chain.is_empty() && Some(ip) == peer => Cow::Borrowed(&*forwarded_for),
+                // The usual case: the source is the peer, written out once per connection.
+                Some(ip) if Some(ip) == peer => Cow::Borrowed(x.peer_ip()),
                 Some(ip) => Cow::Owned(ip.to_string()),
                 None => Cow::Borrowed(""),
             };

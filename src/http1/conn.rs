@@ -57,6 +57,8 @@ enum Stop {
 pub struct Conn {
     stream: TcpStream,
     peer: Option<SocketAddr>,
+    /// The peer's IP address written out once (it goes into every event).
+    peer_ip: String,
     /// Request bytes: the current head, its body, then any pipelined bytes.
     buf: Vec<u8>,
     /// The answer's head, reused.
@@ -69,8 +71,10 @@ pub struct Conn {
 
 impl Conn {
     fn new(stream: TcpStream, shutdown: watch::Receiver<bool>) -> Conn {
+        let peer = stream.peer_addr().ok();
         Conn {
-            peer: stream.peer_addr().ok(),
+            peer_ip: peer.map(|p| p.ip().to_string()).unwrap_or_default(),
+            peer,
             shutdown,
             stream,
             buf: Vec::new(),
@@ -306,6 +310,11 @@ impl<'c> Exchange<'c> {
 
     pub fn peer(&self) -> Option<SocketAddr> {
         self.conn.peer
+    }
+
+    /// The peer's IP address as text (`""` when unknown).
+    pub fn peer_ip(&self) -> &str {
+        &self.conn.peer_ip
     }
 
     /// The body read by `read_body` (empty before).
