@@ -1,9 +1,10 @@
 //! fngate: an API gateway on pingora that turns HTTP requests into JD Cloud function events.
 //!
-//! Data flows one way: `config` (YAML → validated Config) → `routing` (lookup) → `event`
-//! (request → event bytes) → `invoke` (pooled call to a function backend) → `contract` (reply
-//! bytes → HTTP answer or violation) → `respond`; `gateway` runs that path inside pingora and
-//! `server` wires listeners, signals and shutdown.
+//! Data flows one way: `http1` (bytes → one request) → `routing` (lookup) → `event` (request →
+//! event bytes) → `invoke` (pooled call to a function backend) → `contract` (reply bytes → HTTP
+//! answer or violation) → `http1` (the answer); `proxy` takes `upstream:` routes instead.
+//! `gateway` runs that path for each request of the connections pingora accepts; `config`
+//! turns YAML into a validated Config and `server` wires listeners, signals and shutdown.
 
 pub mod admin;
 pub mod bridge;
