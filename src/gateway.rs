@@ -16,6 +16,7 @@ use crate::oss::worker::AsyncDelivery;
 use crate::proxy;
 use crate::routing::Lookup;
 use crate::snapshot::Snapshot;
+use crate::text;
 use arc_swap::ArcSwap;
 use async_trait::async_trait;
 use pingora::apps::ServerApp;
@@ -233,16 +234,8 @@ fn param_spans<'s, 'p>(
     path: &'p str,
     params: impl Iterator<Item = (&'s str, &'p str)>,
 ) -> Vec<ParamSpan<'s>> {
-    let base = path.as_ptr() as usize;
     params
-        .map(|(name, value)| {
-            let start = (value.as_ptr() as usize).wrapping_sub(base);
-            let span = match start.checked_add(value.len()) {
-                Some(end) if end <= path.len() => start..end,
-                _ => 0..0,
-            };
-            (name, span)
-        })
+        .map(|(name, value)| (name, text::span(path.as_bytes(), value.as_bytes())))
         .collect()
 }
 

@@ -6,7 +6,7 @@
 //! a stale pooled connection can be retried on a fresh one.
 
 use crate::errors::GatewayError;
-use crate::event::apigw::is_hop_by_hop;
+use crate::event::apigw::HopByHop;
 use crate::http1::Exchange;
 use crate::invoke::conn::{BodyReader, Conn, Failure, Framing, ReplyHead};
 use crate::invoke::Invoker;
@@ -30,7 +30,7 @@ pub async fn forward(
     t: &Target<'_>,
 ) -> Result<u16, GatewayError> {
     let head = request_head(x, t);
-    let to_head = x.method() == "HEAD";
+    let to_head = x.head.method == http::Method::HEAD;
     let call = |body| connect_and_send(invoker, t.addr, &head, body, to_head);
     let (mut conn, reply) = x
         .within_with_body(t.timeout, call)
@@ -42,10 +42,10 @@ pub async fn forward(
         (false, Framing::Length(n)) => Some(n),
         (false, _) => None,
     };
-    let listed = connection_listed(conn.header_lines(&reply));
+    let hop = HopByHop::of(conn.header_lines(&reply));
     let headers = conn
         .header_lines(&reply)
-        .filter(|(name, _)| passes(name, &listed) && !is_framing(name))
+        .filter(|(name, _)| passes(name, &hop) && !is_framing(name))
         .chain([("x-jdcloud-request-id", t.request_id.as_bytes())]);
     let started = x.start_answer(reply.status, headers, length);
     conn.consume_head(&reply);
@@ -113,22 +113,9 @@ fn unreachable(f: Failure) -> GatewayError {
     GatewayError::FunctionUnreachable(format!("upstream: {why}"))
 }
 
-/// Names listed in `Connection` are hop-by-hop for this message.
-fn connection_listed<'a>(headers: impl Iterator<Item = (&'a str, &'a [u8])>) -> Vec<&'a [u8]> {
-    headers
-        .filter(|(n, _)| n.eq_ignore_ascii_case("connection"))
-        .flat_map(|(_, v)| v.split(|&b| b == b','))
-        .map(<[u8]>::trim_ascii)
-        .filter(|t| !t.is_empty())
-        .collect()
-}
-
-fn passes(name: &str, listed: &[&[u8]]) -> bool {
-    !is_hop_by_hop(name)
-        && !name.eq_ignore_ascii_case("x-jdcloud-request-id")
-        && !listed
-            .iter()
-            .any(|t| t.eq_ignore_ascii_case(name.as_bytes()))
+/// A header passed on: not hop-by-hop, and not the request id the gateway sets itself.
+fn passes(name: &str, hop: &HopByHop) -> bool {
+    !hop.contains(name) && !name.eq_ignore_ascii_case("x-jdcloud-request-id")
 }
 
 /// Framing is recomputed on each side.
@@ -156,13 +143,13 @@ fn request_head(x: &Exchange<'_>, t: &Target<'_>) -> Vec<u8> {
     h.push(b' ');
     h.extend_from_slice(x.target().as_bytes());
     h.extend_from_slice(b" HTTP/1.1\r\n");
-    let listed = connection_listed(x.headers());
+    let hop = HopByHop::of(x.headers());
     let mut host = false;
     for (name, value) in x.headers() {
         let replaced = ["x-forwarded-for", "x-forwarded-proto"]
             .iter()
             .any(|r| name.eq_ignore_ascii_case(r));
-        if passes(name, &listed) && !is_framing(name) && !replaced {
+        if passes(name, &hop) && !is_framing(name) && !replaced {
             host |= name.eq_ignore_ascii_case("host");
             line(&mut h, name, value);
         }

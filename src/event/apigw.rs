@@ -56,6 +56,30 @@ pub fn is_hop_by_hop(name: &str) -> bool {
             .is_some_and(|p| p.eq_ignore_ascii_case("proxy-"))
 }
 
+/// What stops at this hop for one message: the standard hop-by-hop headers and the names its
+/// `Connection` header lists. Shared by the event and the pass-through proxy.
+pub struct HopByHop<'a>(Vec<&'a [u8]>);
+
+impl<'a> HopByHop<'a> {
+    pub fn of(headers: impl Iterator<Item = (&'a str, &'a [u8])>) -> HopByHop<'a> {
+        let listed = headers
+            .filter(|(n, _)| n.eq_ignore_ascii_case("connection"))
+            .flat_map(|(_, v)| v.split(|&b| b == b','))
+            .map(<[u8]>::trim_ascii)
+            .filter(|t| !t.is_empty())
+            .collect();
+        HopByHop(listed)
+    }
+
+    pub fn contains(&self, name: &str) -> bool {
+        is_hop_by_hop(name)
+            || self
+                .0
+                .iter()
+                .any(|t| t.eq_ignore_ascii_case(name.as_bytes()))
+    }
+}
+
 /// Builds the event JSON for the API's format.
 pub fn build(req: &ApiRequest) -> Result<Vec<u8>, EventError> {
     // A `binary: base64` route always sends base64, so the function knows what it gets.
@@ -127,26 +151,16 @@ pub fn build(req: &ApiRequest) -> Result<Vec<u8>, EventError> {
 
 fn write_headers(out: &mut Vec<u8>, req: &ApiRequest) -> Result<(), EventError> {
     let headers = req.headers;
-    // Headers named in `Connection` are hop-by-hop for this request too.
-    let listed: Vec<&[u8]> = headers
-        .iter()
-        .filter(|(n, _)| n.eq_ignore_ascii_case("connection"))
-        .flat_map(|(_, v)| v.split(|&b| b == b','))
-        .map(<[u8]>::trim_ascii)
-        .filter(|t| !t.is_empty())
-        .collect();
+    let hop = HopByHop::of(headers.iter().copied());
     let mut first = true;
     out.push(b'{');
     for (i, &(name, value)) in headers.iter().enumerate() {
         let same = |n: &&(&str, &[u8])| n.0.eq_ignore_ascii_case(name);
         // A name is written once, where it first appears; its later lines are joined there.
         if headers[..i].iter().any(|h| same(&h))
-            || is_hop_by_hop(name)
+            || hop.contains(name)
             || name.eq_ignore_ascii_case("x-jdcloud-request-id")
             || name.eq_ignore_ascii_case("x-forwarded-for")
-            || listed
-                .iter()
-                .any(|t| t.eq_ignore_ascii_case(name.as_bytes()))
         {
             continue;
         }

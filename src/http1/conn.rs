@@ -325,12 +325,7 @@ impl<'c> Exchange<'c> {
     /// Runs `f` for at most `timeout`, on the connection's own timer (`timer`): `None` when the
     /// time is up.
     pub async fn within<F: Future>(&mut self, timeout: Duration, f: F) -> Option<F::Output> {
-        let deadline = Instant::now() + timeout;
-        tokio::select! {
-            biased;
-            out = f => Some(out),
-            _ = self.conn.timer.until(deadline) => None,
-        }
+        self.within_with_body(timeout, |_| f).await
     }
 
     /// `within` for a future that needs the request body.

@@ -3,6 +3,7 @@
 //! RFC 9112 §6 with the ambiguous cases refused (request smuggling): Content-Length together with
 //! Transfer-Encoding, differing Content-Lengths, and Transfer-Encoding on HTTP/1.0 are 400.
 
+use crate::text::span;
 use std::ops::Range;
 
 /// Most header lines a request may have (nginx has no count limit, pingora 256, Envoy 100).
@@ -49,16 +50,6 @@ pub struct Head {
     /// What the client asked for (HTTP/1.1 default on, HTTP/1.0 default off).
     pub keep_alive: bool,
     pub expect_continue: bool,
-}
-
-/// Where `part` (a sub-slice of `buf`) lies in `buf`; empty when it is not inside it (httparse
-/// may hand out a static empty slice for an empty value).
-fn span(buf: &[u8], part: &[u8]) -> Span {
-    let start = (part.as_ptr() as usize).wrapping_sub(buf.as_ptr() as usize);
-    match start.checked_add(part.len()) {
-        Some(end) if !part.is_empty() && end <= buf.len() => start..end,
-        _ => 0..0,
-    }
 }
 
 fn malformed(why: impl Into<String>) -> HeadError {
@@ -232,10 +223,6 @@ impl Head {
         self.headers(buf)
             .find(|(n, _)| n.eq_ignore_ascii_case(name))
             .map(|(_, v)| v)
-    }
-
-    pub fn header_count(&self) -> usize {
-        self.headers.len()
     }
 }
 

@@ -186,14 +186,7 @@ impl Conn {
             if to_head {
                 framing = Framing::Length(0);
             }
-            let base = self.buf.as_ptr() as usize;
-            let span = |s: &[u8]| {
-                let start = (s.as_ptr() as usize).wrapping_sub(base);
-                match start.checked_add(s.len()) {
-                    Some(end) if !s.is_empty() && end <= len => start..end,
-                    _ => 0..0,
-                }
-            };
+            let span = |part: &[u8]| crate::text::span(&self.buf[..len], part);
             let headers = resp
                 .headers
                 .iter()
