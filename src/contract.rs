@@ -95,13 +95,68 @@ fn is_null(raw: Option<&RawValue>) -> bool {
     raw.is_none_or(|r| r.get() == "null")
 }
 
-/// The text of a JSON string literal (`raw` is one), borrowed when it has no escapes: serde_json
-/// has checked the literal, so without a backslash its text is the string itself.
+/// The text of a JSON string literal (`raw` is one, already checked by serde_json): borrowed
+/// when it has no escapes, else unescaped into a string of the right size. serde_json decodes
+/// the rare literal `unescape` leaves alone (an unpaired surrogate), for its error message.
 fn json_string(raw: &RawValue) -> Result<Cow<'_, str>, serde_json::Error> {
     let text = raw.get();
     match text.get(1..text.len().saturating_sub(1)) {
         Some(inner) if !inner.contains('\\') => Ok(Cow::Borrowed(inner)),
-        _ => serde_json::from_str::<String>(text).map(Cow::Owned),
+        Some(inner) => match unescape(inner) {
+            Some(s) => Ok(Cow::Owned(s)),
+            None => serde_json::from_str::<String>(text).map(Cow::Owned),
+        },
+        None => serde_json::from_str::<String>(text).map(Cow::Owned),
+    }
+}
+
+/// Decodes the escapes of a JSON string's inside, which serde_json has validated (so every `\`
+/// starts a well-formed escape). `None` for a `\u` escape that is not a scalar value.
+fn unescape(inner: &str) -> Option<String> {
+    let mut out = String::with_capacity(inner.len());
+    let mut rest = inner;
+    while let Some(at) = rest.find('\\') {
+        out.push_str(&rest[..at]);
+        let escape = rest.as_bytes().get(at + 1)?;
+        rest = &rest[at + 2..];
+        out.push(match escape {
+            b'"' => '"',
+            b'\\' => '\\',
+            b'/' => '/',
+            b'b' => '\u{8}',
+            b'f' => '\u{c}',
+            b'n' => '\n',
+            b'r' => '\r',
+            b't' => '\t',
+            b'u' => {
+                let unit = hex4(rest)?;
+                rest = &rest[4..];
+                let code = match unit {
+                    0xD800..=0xDBFF => {
+                        let low = rest.strip_prefix("\\u").and_then(hex4)?;
+                        if !(0xDC00..=0xDFFF).contains(&low) {
+                            return None;
+                        }
+                        rest = &rest[6..];
+                        0x10000 + ((unit - 0xD800) << 10) + (low - 0xDC00)
+                    }
+                    unit => unit,
+                };
+                char::from_u32(code)?
+            }
+            _ => return None,
+        });
+    }
+    out.push_str(rest);
+    Some(out)
+}
+
+/// The four hex digits at the start of `text`.
+fn hex4(text: &str) -> Option<u32> {
+    let digits = text.get(..4)?;
+    match digits.bytes().all(|b| b.is_ascii_hexdigit()) {
+        true => u32::from_str_radix(digits, 16).ok(),
+        false => None,
     }
 }
 
@@ -127,6 +182,56 @@ pub fn check(reply: &[u8]) -> Result<Reply<'_>, Violation> {
             Err(e) => violation("", format!("not valid JSON ({e})")),
         });
     }
+    match plain(reply) {
+        Some(reply) => Ok(reply),
+        None => field_by_field(reply),
+    }
+}
+
+/// The usual reply — an integer status, string header values, a string body — read in one
+/// pass. Anything else, valid or not, is `None` and read again by `field_by_field`, which
+/// accepts more shapes and names what is wrong; this path accepts only what that one accepts,
+/// with the same result (a test in this file compares them).
+fn plain(reply: &[u8]) -> Option<Reply<'_>> {
+    #[derive(Deserialize)]
+    struct Plain<'a> {
+        #[serde(rename = "statusCode")]
+        status_code: u16,
+        #[serde(borrow, default)]
+        headers: Option<PlainHeaders<'a>>,
+        #[serde(borrow, default)]
+        body: Option<&'a RawValue>,
+        #[serde(rename = "isBase64Encoded", default)]
+        is_base64: Option<bool>,
+    }
+    let raw: Plain = serde_json::from_slice(reply).ok()?;
+    if !(200..=599).contains(&raw.status_code) {
+        return None;
+    }
+    let given = raw.headers.map(|h| h.0).unwrap_or_default();
+    let mut headers = Vec::with_capacity(given.len());
+    for (name, value) in given {
+        if !is_token(&name) || !is_field_value(&value) {
+            return None;
+        }
+        if !is_hop_by_hop(&name) && !name.eq_ignore_ascii_case("content-length") {
+            headers.push((name, value));
+        }
+    }
+    let body = match raw.body {
+        Some(b) if b.get().starts_with('"') => body(b, raw.is_base64.unwrap_or(false)).ok()?,
+        Some(_) => return None,
+        None => Cow::Borrowed(&[][..]),
+    };
+    Some(Reply {
+        status: raw.status_code,
+        headers,
+        body,
+    })
+}
+
+/// Reads the reply one field at a time, keeping each raw so that a wrong type can be named.
+fn field_by_field(reply: &[u8]) -> Result<Reply<'_>, Violation> {
     let raw: RawReply = serde_json::from_slice(reply)
         .map_err(|e| violation("", format!("not a valid JSON object ({e})")))?;
     let status = status_code(raw.status_code)?;
@@ -154,22 +259,7 @@ pub fn check(reply: &[u8]) -> Result<Reply<'_>, Violation> {
                 let got = describe(b);
                 return Err(violation("/body", format!("expected a string, got {got}")));
             }
-            let text =
-                json_string(b).map_err(|e| violation("/body", format!("invalid string ({e})")))?;
-            match (base64, text) {
-                (true, text) => Cow::Owned(
-                    base64::engine::general_purpose::STANDARD
-                        .decode(text.as_bytes())
-                        .map_err(|e| {
-                            violation(
-                                "/body",
-                                format!("isBase64Encoded is true but the body is not base64 ({e})"),
-                            )
-                        })?,
-                ),
-                (false, Cow::Borrowed(text)) => Cow::Borrowed(text.as_bytes()),
-                (false, Cow::Owned(text)) => Cow::Owned(text.into_bytes()),
-            }
+            body(b, base64)?
         }
         _ => Cow::Borrowed(&[][..]),
     };
@@ -177,6 +267,25 @@ pub fn check(reply: &[u8]) -> Result<Reply<'_>, Violation> {
         status,
         headers,
         body,
+    })
+}
+
+/// The body's bytes from its JSON string literal, base64-decoded when the reply says so.
+fn body(raw: &RawValue, base64: bool) -> Result<Cow<'_, [u8]>, Violation> {
+    let text = json_string(raw).map_err(|e| violation("/body", format!("invalid string ({e})")))?;
+    Ok(match (base64, text) {
+        (true, text) => Cow::Owned(
+            base64::engine::general_purpose::STANDARD
+                .decode(text.as_bytes())
+                .map_err(|e| {
+                    violation(
+                        "/body",
+                        format!("isBase64Encoded is true but the body is not base64 ({e})"),
+                    )
+                })?,
+        ),
+        (false, Cow::Borrowed(text)) => Cow::Borrowed(text.as_bytes()),
+        (false, Cow::Owned(text)) => Cow::Owned(text.into_bytes()),
     })
 }
 
@@ -280,22 +389,22 @@ fn headers(raw: &RawValue) -> Result<Headers<'_>, Violation> {
 /// the input unless they had escapes.
 struct OrderedMap<'a>(Vec<(Cow<'a, str>, &'a RawValue)>);
 
-/// An object key, borrowed when serde_json can lend it.
-struct Key<'a>(Cow<'a, str>);
+/// A JSON string (an object key, a header value), borrowed when serde_json can lend it.
+struct Text<'a>(Cow<'a, str>);
 
-impl<'de> Deserialize<'de> for Key<'de> {
+impl<'de> Deserialize<'de> for Text<'de> {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         struct V;
         impl<'de> serde::de::Visitor<'de> for V {
-            type Value = Key<'de>;
+            type Value = Text<'de>;
             fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
                 f.write_str("a string")
             }
-            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Key<'de>, E> {
-                Ok(Key(Cow::Borrowed(v)))
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Text<'de>, E> {
+                Ok(Text(Cow::Borrowed(v)))
             }
-            fn visit_str<E>(self, v: &str) -> Result<Key<'de>, E> {
-                Ok(Key(Cow::Owned(v.to_owned())))
+            fn visit_str<E>(self, v: &str) -> Result<Text<'de>, E> {
+                Ok(Text(Cow::Owned(v.to_owned())))
             }
         }
         d.deserialize_str(V)
@@ -315,12 +424,123 @@ impl<'de: 'a, 'a> Deserialize<'de> for OrderedMap<'a> {
                 mut m: M,
             ) -> Result<Self::Value, M::Error> {
                 let mut out = Vec::new();
-                while let Some((k, v)) = m.next_entry::<Key<'de>, &'de RawValue>()? {
+                while let Some((k, v)) = m.next_entry::<Text<'de>, &'de RawValue>()? {
                     out.push((k.0, v));
                 }
                 Ok(OrderedMap(out))
             }
         }
         d.deserialize_map(V(std::marker::PhantomData))
+    }
+}
+
+/// A headers object whose values are all strings, as ordered pairs (duplicates kept).
+struct PlainHeaders<'a>(Headers<'a>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for PlainHeaders<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> serde::de::Visitor<'de> for V<'a> {
+            type Value = PlainHeaders<'a>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("an object of strings")
+            }
+            fn visit_map<M: serde::de::MapAccess<'de>>(
+                self,
+                mut m: M,
+            ) -> Result<Self::Value, M::Error> {
+                let mut out = Vec::new();
+                while let Some((k, v)) = m.next_entry::<Text<'de>, Text<'de>>()? {
+                    out.push((k.0, v.0));
+                }
+                Ok(PlainHeaders(out))
+            }
+        }
+        d.deserialize_map(V(std::marker::PhantomData))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const VALID: &[&str] = &[
+        r#"{"statusCode":200,"headers":{"Content-Type":"application/json","X-A":"1"},"body":"{\"id\":\"42\",\"ok\":true}"}"#,
+        r#"{"statusCode":404,"body":"caf\u00e9 \ud83d\ude00 \/ \t\n","isBase64Encoded":false}"#,
+        r#"{"statusCode":201,"headers":{"set-cookie":"a=1","Set-Cookie":"b=2","Connection":"close","content-length":"3"},"body":"aGk=","isBase64Encoded":true}"#,
+        r#" {"body":null,"headers":null,"statusCode":599,"isBase64Encoded":null,"other":[1,{"x":"y"}]} "#,
+        r#"{"statusCode":200}"#,
+        r#"{"statusCode":200,"headers":{"X-E\u0073c":"v\u00e9"},"body":""}"#,
+    ];
+
+    /// Every reply the one-pass path accepts, the field-by-field path accepts the same way; and
+    /// it does take the usual replies. Checked on each valid reply with every byte deleted or
+    /// replaced by one that matters to JSON.
+    #[test]
+    fn the_one_pass_path_agrees_with_the_field_by_field_path() {
+        const BYTES: &[u8] = b"\"\\{}[],:05an ue\x01\r";
+        let mut taken = 0;
+        for reply in VALID {
+            let reply = reply.as_bytes();
+            assert_eq!(plain(reply).map(Ok), Some(field_by_field(reply)));
+            for at in 0..reply.len() {
+                let mut cases = vec![[&reply[..at], &reply[at + 1..]].concat()];
+                for &b in BYTES {
+                    let mut changed = reply.to_vec();
+                    changed[at] = b;
+                    cases.push(changed);
+                }
+                for case in &cases {
+                    if let Some(fast) = plain(case) {
+                        taken += 1;
+                        assert_eq!(
+                            Ok(fast),
+                            field_by_field(case),
+                            "{}",
+                            String::from_utf8_lossy(case)
+                        );
+                    }
+                }
+            }
+        }
+        assert!(taken > 100, "the one-pass path took only {taken} cases");
+    }
+
+    #[test]
+    fn headers_arrays_and_bad_fields_take_the_field_by_field_path() {
+        for reply in [
+            r#"{"statusCode":200,"headers":{"a":["1","2"]}}"#,
+            r#"{"statusCode":"200"}"#,
+            r#"{"statusCode":200,"headers":{"a b":"1"}}"#,
+            r#"{"statusCode":200,"headers":{"a":"1\r\nb: 2"}}"#,
+            r#"{"statusCode":150}"#,
+            r#"{"statusCode":200,"body":5}"#,
+        ] {
+            assert_eq!(plain(reply.as_bytes()), None, "{reply}");
+        }
+    }
+
+    #[test]
+    fn unescaping_matches_serde_json() {
+        let texts = [
+            "plain",
+            "\"quoted\" \\ back/slash",
+            "\u{8}\u{c}\n\r\t\u{1}\u{1f}\u{7f}",
+            "café 中文 😀",
+            "",
+        ];
+        for text in texts {
+            let literal = serde_json::to_string(text).unwrap();
+            let raw: &RawValue = serde_json::from_str(&literal).unwrap();
+            assert_eq!(json_string(raw).unwrap(), text);
+        }
+        let escaped = r#""\u00e9\u4E2D\ud83d\ude00\/""#;
+        let raw: &RawValue = serde_json::from_str(escaped).unwrap();
+        assert_eq!(json_string(raw).unwrap(), "é中😀/");
+        for lone in [r#""\ud83d""#, r#""\ude00x""#, r#""\ud83d\u0041""#] {
+            let raw: &RawValue = serde_json::from_str(lone).unwrap();
+            assert_eq!(unescape(&raw.get()[1..raw.get().len() - 1]), None, "{lone}");
+            assert!(json_string(raw).is_err(), "{lone}");
+        }
     }
 }
