@@ -116,7 +116,8 @@ struct Row {
     p99: u32,
     p999: u32,
     errors: u64,
-    cpu_us: Option<f64>,
+    /// CPU µs per request: user space, kernel.
+    cpu_us: Option<(f64, f64)>,
 }
 
 /// One thing to load: a name, where it listens, the request path, and the process to account.
@@ -146,9 +147,13 @@ fn measure(rt: &tokio::runtime::Runtime, t: &Target, shape: &Shape) -> Row {
     let cpu_us = t.pid.zip(before).map(|(p, b)| {
         // CPU time cannot be split between warm-up and measurement, so the warm-up's
         // requests are counted at the measured rate.
-        let spent = cpu_time(p).saturating_sub(b).as_secs_f64() * 1e6;
+        let now = cpu_time(p);
         let total = load.rps() * (shape.secs + shape.warmup).as_secs_f64();
-        spent / total.max(1.0)
+        let per = |d: Duration| d.as_secs_f64() * 1e6 / total.max(1.0);
+        (
+            per(now.user.saturating_sub(b.user)),
+            per(now.system.saturating_sub(b.system)),
+        )
     });
     Row {
         name: t.name,
@@ -294,10 +299,12 @@ fn main() {
         .collect();
     let nginx_row = rows.iter().find(|r| r.name == "nginx proxy");
     println!();
-    println!("| target | req/s | p50 µs | p99 µs | p99.9 µs | CPU µs/req | errors | vs nginx req/s | vs nginx p99 |");
+    println!("| target | req/s | p50 µs | p99 µs | p99.9 µs | CPU µs/req (user + sys) | errors | vs nginx req/s | vs nginx p99 |");
     println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|");
     for r in &rows {
-        let cpu = r.cpu_us.map_or("-".into(), |c| format!("{c:.1}"));
+        let cpu = r.cpu_us.map_or("-".into(), |(u, s)| {
+            format!("{:.1} ({u:.1} + {s:.1})", u + s)
+        });
         let (x, p) = nginx_row.map_or(("-".into(), "-".into()), |n| {
             (
                 format!("{:.2}×", r.rps / n.rps),

@@ -101,7 +101,7 @@ fn is_null(raw: Option<&RawValue>) -> bool {
 fn json_string(raw: &RawValue) -> Result<Cow<'_, str>, serde_json::Error> {
     let text = raw.get();
     match text.get(1..text.len().saturating_sub(1)) {
-        Some(inner) if !inner.contains('\\') => Ok(Cow::Borrowed(inner)),
+        Some(inner) if !inner.as_bytes().contains(&b'\\') => Ok(Cow::Borrowed(inner)),
         Some(inner) => match unescape(inner) {
             Some(s) => Ok(Cow::Owned(s)),
             None => serde_json::from_str::<String>(text).map(Cow::Owned),
@@ -115,7 +115,7 @@ fn json_string(raw: &RawValue) -> Result<Cow<'_, str>, serde_json::Error> {
 fn unescape(inner: &str) -> Option<String> {
     let mut out = String::with_capacity(inner.len());
     let mut rest = inner;
-    while let Some(at) = rest.find('\\') {
+    while let Some(at) = rest.bytes().position(|b| b == b'\\') {
         out.push_str(&rest[..at]);
         let escape = rest.as_bytes().get(at + 1)?;
         rest = &rest[at + 2..];

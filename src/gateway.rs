@@ -38,7 +38,8 @@ pub struct Gateway {
 
 /// What the access log says about a request.
 struct Record<'s> {
-    started: Instant,
+    /// When the request started; `None` when the access log is off (the clock is not read).
+    started: Option<Instant>,
     request_id: String,
     /// The route's path pattern, `oss_bridge`, or `-`.
     route: &'s str,
@@ -170,7 +171,7 @@ impl Gateway {
         };
 
         // 2. The call, bounded by the route's timeout.
-        let called = Instant::now();
+        let called = rec.started.map(|_| Instant::now());
         let deadline_ms = route.timeout.as_millis() as u64;
         let call = self.invoker.invoke(
             &snap.functions[function],
@@ -183,7 +184,7 @@ impl Gateway {
             .within(route.timeout, call)
             .await
             .unwrap_or(Err(InvokeError::Timeout(route.timeout)));
-        rec.function_time = Some(called.elapsed());
+        rec.function_time = called.map(|c| c.elapsed());
         let invocation = errors::call_outcome(outcome)?;
 
         // 3. The contract, then the answer.
@@ -287,7 +288,7 @@ fn log(x: &Exchange<'_>, rec: &Record<'_>) {
         error = rec.error.unwrap_or("-"),
         bytes_in = rec.bytes_in,
         bytes_out = x.bytes_out,
-        gateway_us = rec.started.elapsed().saturating_sub(function).as_micros() as u64,
+        gateway_us = rec.started.map_or(Duration::ZERO, |s| s.elapsed().saturating_sub(function)).as_micros() as u64,
         function_us = function.as_micros() as u64,
     );
 }
@@ -296,7 +297,8 @@ impl http1::Handler for Gateway {
     async fn serve(&self, x: &mut Exchange<'_>) {
         let snap = self.state.load_full();
         let mut rec = Record {
-            started: Instant::now(),
+            started: tracing::enabled!(target: "fngate::access", tracing::Level::INFO)
+                .then(Instant::now),
             request_id: client::request_id(|name| x.header(name), &snap.config.gateway),
             route: "-",
             status: 0,

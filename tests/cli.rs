@@ -195,3 +195,72 @@ fn sigterm_drains_for_the_grace_period_then_exits() {
         "exit after {took:?}"
     );
 }
+
+/// Runs the binary on `yaml` with `RUST_LOG=rust_log`, sends one GET for `path`, stops it with
+/// SIGTERM and returns what it wrote to stdout.
+fn one_request_logged(yaml: &str, port: u16, rust_log: &str, path: &str) -> (u16, String) {
+    let conf = write_config("log.yaml", yaml);
+    let child = fngate()
+        .arg("-c")
+        .arg(&conf)
+        .env("RUST_LOG", rust_log)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let addr = format!("127.0.0.1:{port}").parse().unwrap();
+    wait_listening(addr);
+    let status = Client::connect(addr).get(path).status;
+    let kill = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let out = child.wait_with_output().unwrap();
+    (status, String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+#[test]
+fn the_access_log_times_the_function_and_the_gateway_apart() {
+    let slow = FakeFunction::start(|_| Scripted {
+        delay: Duration::from_millis(120),
+        ..Scripted::json(serde_json::json!({"statusCode": 201, "body": "made"}))
+    });
+    let port = free_port();
+    let yaml = format!(
+        "server:\n  listen: [\"127.0.0.1:{port}\"]\n  grace_period: 0s\n  threads: 1\n{}",
+        function_config(
+            &slow.url(),
+            "",
+            "      - path: /users/{id}\n        function: fn\n"
+        )
+    );
+    let (status, out) = one_request_logged(&yaml, port, "info", "/users/7");
+    assert_eq!(status, 201);
+    let line = out
+        .lines()
+        .find(|l| l.contains("fngate::access"))
+        .unwrap_or_else(|| panic!("no access-log line in:\n{out}"));
+    let field = |name: &str| -> u64 {
+        let at = line
+            .find(&format!("{name}="))
+            .unwrap_or_else(|| panic!("{name} in {line}"));
+        let digits: String = line[at + name.len() + 1..]
+            .chars()
+            .take_while(char::is_ascii_digit)
+            .collect();
+        digits
+            .parse()
+            .unwrap_or_else(|_| panic!("{name} in {line}"))
+    };
+    assert_eq!(field("status"), 201, "{line}");
+    assert!(line.contains("route=\"/users/{id}\""), "{line}");
+    let function_us = field("function_us");
+    assert!((120_000..5_000_000).contains(&function_us), "{line}");
+    assert!(field("gateway_us") < function_us, "{line}");
+
+    // With the access log filtered out there is no line (and the clock is not read for it).
+    let (status, out) = one_request_logged(&yaml, port, "warn", "/users/7");
+    assert_eq!(status, 201);
+    assert!(!out.contains("fngate::access"), "{out}");
+}

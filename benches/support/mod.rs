@@ -197,18 +197,28 @@ pub fn cpus() -> usize {
 }
 
 /// User + system CPU time of a process so far.
-pub fn cpu_time(pid: u32) -> Duration {
+pub fn cpu_time(pid: u32) -> CpuTime {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     let after = stat.rsplit_once(')').map_or("", |(_, r)| r);
     let fields: Vec<&str> = after.split_whitespace().collect();
-    // After the command name: state is field 3, utime 14 and stime 15 (1-based in proc(5)).
-    let ticks: u64 = [11, 12]
-        .iter()
-        .filter_map(|&i| fields.get(i).and_then(|v| v.parse::<u64>().ok()))
-        .sum();
     // SAFETY: sysconf has no memory arguments.
     let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
-    Duration::from_micros(ticks * 1_000_000 / hz)
+    // After the command name: state is field 3, utime 14 and stime 15 (1-based in proc(5)).
+    let field = |i: usize| {
+        let ticks = fields.get(i).and_then(|v| v.parse::<u64>().ok());
+        Duration::from_micros(ticks.unwrap_or(0) * 1_000_000 / hz)
+    };
+    CpuTime {
+        user: field(11),
+        system: field(12),
+    }
+}
+
+/// A process's CPU time so far, in user space and in the kernel.
+#[derive(Clone, Copy)]
+pub struct CpuTime {
+    pub user: Duration,
+    pub system: Duration,
 }
 
 /// Resident memory of a process, in KiB.

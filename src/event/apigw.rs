@@ -5,7 +5,6 @@ use super::decode::{decode_component, parse_query};
 use super::json::{push_key, push_key_lower, push_member, push_str};
 use crate::config::{Api, EventFormat, GatewaySettings};
 use base64::Engine;
-use std::io::Write;
 use std::time::SystemTime;
 
 /// Why a request cannot become an event.
@@ -101,7 +100,7 @@ pub fn build(req: &ApiRequest) -> Result<Vec<u8>, EventError> {
         push_str(&mut out, req.request_id);
         // RFC 3339 needs no escaping: written straight into the event.
         raw(&mut out, r#","time":""#);
-        let _ = write!(out, "{}", humantime::format_rfc3339_millis(req.time));
+        crate::text::push_rfc3339_millis(&mut out, req.time);
         raw(&mut out, r#"","source":"apigateway","base64OwnerPin":"#);
         push_str(&mut out, &req.gateway.base64_owner_pin);
         raw(&mut out, r#","resources":["#);
@@ -210,11 +209,34 @@ fn write_path_params(out: &mut Vec<u8>, params: &[(&str, &str)]) -> Result<(), E
 }
 
 fn write_query(out: &mut Vec<u8>, query: &str) -> Result<(), EventError> {
-    let params =
-        parse_query(query).map_err(|e| EventError::BadRequest(format!("query string: {e}")))?;
-    let mut first = true;
     out.push(b'{');
-    for (key, values) in &params {
+    match keys_plain_and_distinct(query) {
+        true => write_pairs(out, query)?,
+        false => write_parsed(out, query)?,
+    }
+    out.push(b'}');
+    Ok(())
+}
+
+fn bad_query(e: String) -> EventError {
+    EventError::BadRequest(format!("query string: {e}"))
+}
+
+/// The usual query: each pair written as it is read, nothing collected.
+fn write_pairs(out: &mut Vec<u8>, query: &str) -> Result<(), EventError> {
+    let mut first = true;
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        push_key(out, &mut first, key);
+        push_str(out, &decode_component(value, true).map_err(bad_query)?);
+    }
+    Ok(())
+}
+
+/// Any query: keys decoded, a repeated key's values collected into an array.
+fn write_parsed(out: &mut Vec<u8>, query: &str) -> Result<(), EventError> {
+    let mut first = true;
+    for (key, values) in &parse_query(query).map_err(bad_query)? {
         push_key(out, &mut first, key);
         if let [one] = values.as_slice() {
             push_str(out, one);
@@ -229,6 +251,48 @@ fn write_query(out: &mut Vec<u8>, query: &str) -> Result<(), EventError> {
             out.push(b']');
         }
     }
-    out.push(b'}');
     Ok(())
+}
+
+/// Whether the query has at most 16 keys, none repeated and none with anything to decode
+/// (`%`, `+`): then `parse_query` would give each key as written with one value.
+fn keys_plain_and_distinct(query: &str) -> bool {
+    let mut seen: [&str; 16] = [""; 16];
+    for (n, pair) in query.split('&').filter(|p| !p.is_empty()).enumerate() {
+        let key = pair.split_once('=').map_or(pair, |(k, _)| k);
+        if n == seen.len() || key.contains(['%', '+']) || seen[..n].contains(&key) {
+            return false;
+        }
+        seen[n] = key;
+    }
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_queries_are_written_as_the_parsed_path_writes_them() {
+        let plain = [
+            "lang=zh&page=2",
+            "",
+            "&&a=1&&b",
+            "a=&b==x&c=%E4%B8%AD+%20",
+            "x=%zz",
+            "k=%ff",
+            "q=a\"b",
+        ];
+        for query in plain {
+            assert!(keys_plain_and_distinct(query), "{query}");
+            let (mut fast, mut parsed) = (Vec::new(), Vec::new());
+            let fast = write_pairs(&mut fast, query).map(|_| fast);
+            let parsed = write_parsed(&mut parsed, query).map(|_| parsed);
+            assert_eq!(fast, parsed, "{query}");
+        }
+        let many: String = (0..17).map(|i| format!("k{i}=v&")).collect();
+        for query in ["a=1&a=2", "a%20b=1", "a+b=1", "a=1&b=2&a", many.as_str()] {
+            assert!(!keys_plain_and_distinct(query), "{query}");
+        }
+    }
 }

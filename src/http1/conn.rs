@@ -12,6 +12,7 @@ use super::response::{self, DateCache};
 use super::timer::LazyTimer;
 use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::time::Duration;
 use tokio::net::TcpStream;
 use tokio::sync::watch;
@@ -108,16 +109,21 @@ impl Conn {
         }
     }
 
-    /// Waits for the next head: idle (no buffer) until a byte arrives or `keepalive_timeout`,
-    /// then the whole head within `read_timeout`.
-    async fn next_head(&mut self, settings: &Settings) -> Result<Head, Stop> {
+    /// Waits for the next head: idle (no buffer) until a byte arrives, `keepalive_timeout`
+    /// passes or `stopping` (the shutdown signal) resolves; then the whole head within
+    /// `read_timeout`.
+    async fn next_head(
+        &mut self,
+        settings: &Settings,
+        stopping: Pin<&mut impl Future>,
+    ) -> Result<Head, Stop> {
         if self.buf.is_empty() {
             let idle_until = Instant::now() + settings.keepalive_timeout;
             tokio::select! {
                 biased;
                 ready = self.stream.readable() => ready.map_err(|_| Stop::Quiet)?,
                 _ = self.timer.until(idle_until) => return Err(Stop::Quiet),
-                _ = self.shutdown.changed() => return Err(Stop::Quiet),
+                _ = stopping => return Err(Stop::Quiet),
             }
         }
         // The whole head within `read_timeout` of its first byte.
@@ -164,12 +170,16 @@ pub async fn serve<H: Handler>(
 ) {
     let _ = stream.set_nodelay(true);
     let mut conn = Conn::new(stream, shutdown.clone());
+    // One wait on the shutdown signal for the connection's life, not one per request: setting
+    // a wait up and tearing it down took the watch's lock twice a request.
+    let mut signal = shutdown.clone();
+    let mut stopping = std::pin::pin!(signal.changed());
     let mut served: u32 = 0;
     loop {
         if conn.closing() && conn.buf.is_empty() {
             return;
         }
-        let head = match conn.next_head(settings).await {
+        let head = match conn.next_head(settings, stopping.as_mut()).await {
             Ok(head) => head,
             Err(Stop::Quiet) => return,
             Err(Stop::Refuse(err)) => {
