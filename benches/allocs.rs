@@ -1,8 +1,13 @@
 //! Allocations per request on the event route, counted by a global allocator around an
-//! in-process gateway (one worker thread). The stub and the client below use fixed buffers and
-//! allocate nothing per request, so the count is the gateway's.
+//! in-process gateway (one worker thread). The stub and the clients below use fixed buffers
+//! and allocate nothing per request, so the count is the gateway's.
 //!
 //!     cargo bench --bench allocs
+//!
+//! `FNGATE_BENCH_CONNECTIONS=16` spreads the requests over that many client connections (one
+//! thread each). Under callgrind, which runs one thread at a time, one connection makes the
+//! gateway's worker sleep and wake twice a request; many connections keep it busy, as a load
+//! test does, so the instruction count is closer to the gateway's cost under load.
 
 mod support;
 use std::alloc::{GlobalAlloc, Layout, System};
@@ -105,33 +110,52 @@ fn main() {
     let gateway = std::thread::spawn(move || fngate::server::run_until(config, &stop).unwrap());
     let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
     support::wait_listening(addr);
-    let mut client = TcpStream::connect(addr).unwrap();
-    client.set_nodelay(true).unwrap();
-    let mut buf = vec![0u8; 64 * 1024];
-    let mut round = |count: u64| {
-        for _ in 0..count {
-            client.write_all(REQUEST).unwrap();
-            let len = read_message(&mut client, &mut buf).expect("an answer");
-            assert!(
-                buf[..len].starts_with(b"HTTP/1.1 200"),
-                "{}",
-                String::from_utf8_lossy(&buf[..len])
-            );
-        }
-    };
-    round(warmup);
+    let conns: u64 = std::env::var("FNGATE_BENCH_CONNECTIONS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1)
+        .clamp(1, 256);
+    // Every client warms up, then all are counted over the same stretch.
+    let stages = std::sync::Arc::new(std::sync::Barrier::new(conns as usize + 1));
+    let clients: Vec<_> = (0..conns)
+        .map(|_| {
+            let stages = stages.clone();
+            std::thread::spawn(move || {
+                let mut client = TcpStream::connect(addr).unwrap();
+                client.set_nodelay(true).unwrap();
+                let mut buf = vec![0u8; 64 * 1024];
+                let mut round = |count: u64| {
+                    for _ in 0..count {
+                        client.write_all(REQUEST).unwrap();
+                        let len = read_message(&mut client, &mut buf).expect("an answer");
+                        assert!(
+                            buf[..len].starts_with(b"HTTP/1.1 200"),
+                            "{}",
+                            String::from_utf8_lossy(&buf[..len])
+                        );
+                    }
+                };
+                round(warmup / conns);
+                stages.wait();
+                round(n / conns);
+                stages.wait();
+            })
+        })
+        .collect();
+    stages.wait();
     let sizes0: Vec<u64> = BY_SIZE.iter().map(|c| c.load(Ordering::Relaxed)).collect();
     let (a0, b0) = (
         ALLOCS.load(Ordering::Relaxed),
         BYTES.load(Ordering::Relaxed),
     );
-    round(n);
+    stages.wait();
     let (a1, b1) = (
         ALLOCS.load(Ordering::Relaxed),
         BYTES.load(Ordering::Relaxed),
     );
+    let n = n / conns * conns;
     println!(
-        "event route: {:.1} allocations and {:.0} bytes allocated per request ({n} requests, one connection, access log off)",
+        "event route: {:.1} allocations and {:.0} bytes allocated per request ({n} requests, {conns} connection(s), access log off)",
         (a1 - a0) as f64 / n as f64,
         (b1 - b0) as f64 / n as f64
     );
@@ -148,6 +172,9 @@ fn main() {
         .map(|(size, per)| format!("{size}..{}: {per:.1}", size + 15))
         .collect();
     println!("per request, by size in bytes: {}", shown.join(", "));
+    for c in clients {
+        c.join().unwrap();
+    }
     stopper.stop();
     let _ = gateway.join();
 }

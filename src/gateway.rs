@@ -173,12 +173,8 @@ impl Gateway {
         // 2. The call, bounded by the route's timeout.
         let called = rec.started.map(|_| Instant::now());
         let deadline_ms = route.timeout.as_millis() as u64;
-        let call = self.invoker.invoke(
-            &snap.functions[function],
-            &event,
-            &rec.request_id,
-            deadline_ms,
-        );
+        let f = &snap.functions[function];
+        let call = std::pin::pin!(self.invoker.invoke(f, &event, &rec.request_id, deadline_ms));
         // On the connection's timer: no timer of its own per call.
         let outcome = x
             .within(route.timeout, call)

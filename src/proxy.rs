@@ -55,7 +55,10 @@ pub async fn forward(
 
     let mut body = BodyReader::new(reply.framing);
     loop {
-        let piece = x.within(t.timeout, conn.next_piece(&mut body)).await;
+        let piece = {
+            let next = std::pin::pin!(conn.next_piece(&mut body));
+            x.within(t.timeout, next).await
+        };
         let range = match piece {
             Some(Ok(Some(range))) => range,
             Some(Ok(None)) => break,

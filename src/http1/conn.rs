@@ -13,6 +13,7 @@ use super::timer::LazyTimer;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
+use std::task::Poll;
 use std::time::Duration;
 use tokio::net::TcpStream;
 use tokio::sync::watch;
@@ -212,6 +213,20 @@ pub async fn serve<H: Handler>(
     }
 }
 
+/// `f`'s output, or `None` once `timer` reaches `deadline` (`f` is polled first).
+fn race<'a, F: Future>(
+    mut f: Pin<&'a mut F>,
+    timer: &'a mut LazyTimer,
+    deadline: Instant,
+) -> impl Future<Output = Option<F::Output>> + 'a {
+    std::future::poll_fn(move |cx| {
+        if let Poll::Ready(out) = f.as_mut().poll(cx) {
+            return Poll::Ready(Some(out));
+        }
+        timer.poll_until(cx, deadline).map(|()| None)
+    })
+}
+
 /// What happens to the connection after an exchange.
 enum Next {
     Continue,
@@ -333,9 +348,16 @@ impl<'c> Exchange<'c> {
     }
 
     /// Runs `f` for at most `timeout`, on the connection's own timer (`timer`): `None` when the
-    /// time is up.
-    pub async fn within<F: Future>(&mut self, timeout: Duration, f: F) -> Option<F::Output> {
-        self.within_with_body(timeout, |_| f).await
+    /// time is up. `f` comes pinned by the caller, which holds it: a future taken by value
+    /// would be stored again in this one's (measured: the call's 1.1 KiB future made this one
+    /// 3.5 KiB).
+    pub async fn within<F: Future>(
+        &mut self,
+        timeout: Duration,
+        f: Pin<&mut F>,
+    ) -> Option<F::Output> {
+        let deadline = Instant::now() + timeout;
+        race(f, &mut self.conn.timer, deadline).await
     }
 
     /// `within` for a future that needs the request body.
@@ -346,12 +368,8 @@ impl<'c> Exchange<'c> {
     ) -> Option<F::Output> {
         let deadline = Instant::now() + timeout;
         let conn = &mut *self.conn;
-        let f = make(body_of(&self.body, &conn.buf, self.head.len));
-        tokio::select! {
-            biased;
-            out = f => Some(out),
-            _ = conn.timer.until(deadline) => None,
-        }
+        let f = std::pin::pin!(make(body_of(&self.body, &conn.buf, self.head.len)));
+        race(f, &mut conn.timer, deadline).await
     }
 
     /// An unread body that can be read and dropped after the answer (a client that waits for

@@ -4,7 +4,9 @@
 //! per request (each request used to re-arm the keep-alive timer and register a timeout for
 //! its function call); nginx's timer tree skips close re-arms the same way.
 
+use std::future::Future;
 use std::pin::Pin;
+use std::task::{Context, Poll};
 use tokio::time::{Instant, Sleep};
 
 pub struct LazyTimer {
@@ -22,13 +24,18 @@ impl Default for LazyTimer {
 impl LazyTimer {
     /// Completes at `deadline` (not before).
     pub async fn until(&mut self, deadline: Instant) {
+        std::future::poll_fn(|cx| self.poll_until(cx, deadline)).await
+    }
+
+    /// `until` as a poll, for futures written by hand (`Exchange::within`).
+    pub fn poll_until(&mut self, cx: &mut Context<'_>, deadline: Instant) -> Poll<()> {
         loop {
             if self.sleep.deadline() > deadline || self.sleep.is_elapsed() {
                 self.sleep.as_mut().reset(deadline);
             }
-            self.sleep.as_mut().await;
+            std::task::ready!(self.sleep.as_mut().poll(cx));
             if Instant::now() >= deadline {
-                return;
+                return Poll::Ready(());
             }
         }
     }
