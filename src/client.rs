@@ -6,28 +6,30 @@ use ipnet::IpNet;
 use std::borrow::Cow;
 use std::net::IpAddr;
 
+/// A request id, at most 128 characters: kept in place, not on the heap.
+pub type RequestId = arrayvec::ArrayString<128>;
+
 /// The client's own id when trusted and well-formed, else a fresh UUID v4. `header` looks a
 /// request header up by name.
 pub fn request_id<'h>(
     header: impl Fn(&str) -> Option<&'h [u8]>,
     gateway: &GatewaySettings,
-) -> String {
+) -> RequestId {
     if gateway.trust_request_id {
         let given = ["x-jdcloud-request-id", "x-request-id"]
             .iter()
             .filter_map(|h| header(h))
             .filter_map(|v| std::str::from_utf8(v).ok())
-            .find(|v| is_valid_request_id(v));
+            .find(|v| is_valid_request_id(v))
+            .and_then(|v| RequestId::from(v).ok());
         if let Some(id) = given {
-            return id.to_owned();
+            return id;
         }
     }
     // Encoded into a buffer: `to_string` would go through `core::fmt` (about 300 instructions).
     let mut text = [0u8; uuid::fmt::Hyphenated::LENGTH];
-    uuid::Uuid::new_v4()
-        .hyphenated()
-        .encode_lower(&mut text)
-        .to_owned()
+    let fresh = uuid::Uuid::new_v4().hyphenated().encode_lower(&mut text);
+    RequestId::from(fresh).unwrap_or_default()
 }
 
 /// 1..=128 characters of `[A-Za-z0-9._-]`: safe in headers, logs and JSON.
@@ -87,6 +89,32 @@ pub fn append_peer<'a>(chain: &str, peer: &'a str) -> Cow<'a, str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn request_ids_up_to_128_characters_are_kept_else_a_fresh_uuid() {
+        let settings = |trust| GatewaySettings {
+            region: String::new(),
+            account_id: String::new(),
+            base64_owner_pin: String::new(),
+            trust_request_id: trust,
+            trusted_proxies: Vec::new(),
+        };
+        let longest = "a".repeat(128);
+        let too_long = "a".repeat(129);
+        let given = |v: &str, trust| request_id(|_| Some(v.as_bytes()), &settings(trust));
+        assert_eq!(given(&longest, true).as_str(), longest);
+        assert_eq!(given("id-1.x_2", true).as_str(), "id-1.x_2");
+        for fresh in [
+            given(&too_long, true),
+            given("a b", true),
+            given("id-1", false),
+        ] {
+            let parsed = uuid::Uuid::parse_str(&fresh).expect("a UUID");
+            assert_eq!(parsed.get_version_num(), 4);
+            assert_eq!(fresh.len(), 36);
+        }
+        assert_ne!(given("", true), given("", true));
+    }
 
     #[test]
     fn source_ip_trusts_forwarded_for_only_from_trusted_proxies() {

@@ -210,16 +210,13 @@ fn plain(reply: &[u8]) -> Option<Reply<'_>> {
     if !(200..=599).contains(&raw.status_code) {
         return None;
     }
-    let given = raw.headers.map(|h| h.0).unwrap_or_default();
-    let mut headers = Vec::with_capacity(given.len());
-    for (name, value) in given {
-        if !is_token(&name) || !is_field_value(&value) {
-            return None;
-        }
-        if !is_hop_by_hop(&name) && !name.eq_ignore_ascii_case("content-length") {
-            headers.push((name, value));
-        }
+    let mut headers = raw.headers.map(|h| h.0).unwrap_or_default();
+    let valid = |(name, value): &(Cow<str>, Cow<str>)| is_token(name) && is_field_value(value);
+    if !headers.iter().all(valid) {
+        return None;
     }
+    headers
+        .retain(|(name, _)| !is_hop_by_hop(name) && !name.eq_ignore_ascii_case("content-length"));
     let body = match raw.body {
         Some(b) if b.get().starts_with('"') => body(b, raw.is_base64.unwrap_or(false)).ok()?,
         Some(_) => return None,
@@ -451,7 +448,8 @@ impl<'de: 'a, 'a> Deserialize<'de> for PlainHeaders<'a> {
                 self,
                 mut m: M,
             ) -> Result<Self::Value, M::Error> {
-                let mut out = Vec::new();
+                // Sized for the usual few headers: one allocation, not several as it grows.
+                let mut out = Vec::with_capacity(m.size_hint().unwrap_or(4));
                 while let Some((k, v)) = m.next_entry::<Text<'de>, Text<'de>>()? {
                     out.push((k.0, v.0));
                 }

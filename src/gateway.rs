@@ -22,6 +22,7 @@ use async_trait::async_trait;
 use pingora::apps::ServerApp;
 use pingora::protocols::Stream;
 use pingora::server::ShutdownWatch;
+use smallvec::SmallVec;
 use std::borrow::Cow;
 use std::net::SocketAddr;
 use std::ops::Range;
@@ -40,7 +41,7 @@ pub struct Gateway {
 struct Record<'s> {
     /// When the request started; `None` when the access log is off (the clock is not read).
     started: Option<Instant>,
-    request_id: String,
+    request_id: client::RequestId,
     /// The route's path pattern, `oss_bridge`, or `-`.
     route: &'s str,
     status: u16,
@@ -51,6 +52,8 @@ struct Record<'s> {
 
 /// A path parameter: its name and where its raw value lies in the request path.
 type ParamSpan<'s> = (&'s str, Range<usize>);
+/// A route's path parameters; the usual few kept in place.
+type ParamSpans<'s> = SmallVec<[ParamSpan<'s>; 4]>;
 
 impl Gateway {
     pub fn new(
@@ -133,7 +136,7 @@ impl Gateway {
     ) -> Result<(), GatewayError> {
         // 1. The event, from the request as received.
         let event = {
-            let headers: Vec<(&str, &[u8])> = x.headers().collect();
+            let headers: SmallVec<[(&str, &[u8]); 16]> = x.headers().collect();
             let peer = x.peer().map(|a| a.ip());
             let chain = client::forwarded_chain(headers.iter().copied());
             let trusted = &snap.config.gateway.trusted_proxies;
@@ -145,7 +148,7 @@ impl Gateway {
                 None => Cow::Borrowed(""),
             };
             let path = x.path();
-            let raw_params: Vec<(&str, &str)> = params
+            let raw_params: SmallVec<[(&str, &str); 4]> = params
                 .iter()
                 .map(|(name, span)| (*name, path.get(span.clone()).unwrap_or("")))
                 .collect();
@@ -230,7 +233,7 @@ impl Gateway {
 fn param_spans<'s, 'p>(
     path: &'p str,
     params: impl Iterator<Item = (&'s str, &'p str)>,
-) -> Vec<ParamSpan<'s>> {
+) -> ParamSpans<'s> {
     params
         .map(|(name, value)| (name, text::span(path.as_bytes(), value.as_bytes())))
         .collect()

@@ -8,7 +8,7 @@
 use crate::errors::GatewayError;
 use crate::event::apigw::HopByHop;
 use crate::http1::Exchange;
-use crate::invoke::conn::{BodyReader, Conn, Failure, Framing, ReplyHead};
+use crate::invoke::conn::{BodyReader, Conn, Failure, Framing, ReplyHead, Want};
 use crate::invoke::Invoker;
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -91,7 +91,7 @@ async fn connect_and_send(
 ) -> Result<(Conn, ReplyHead), GatewayError> {
     if let Some(mut conn) = invoker.take_idle(addr) {
         let reply = match conn.send(head, body).await {
-            Ok(()) => conn.read_head(to_head).await,
+            Ok(()) => conn.read_head(want(to_head)).await,
             Err(e) => Err(e),
         };
         match reply {
@@ -104,7 +104,7 @@ async fn connect_and_send(
         GatewayError::FunctionUnreachable(format!("upstream: connect to {addr}: {e}"))
     })?;
     conn.send(head, body).await.map_err(unreachable)?;
-    let reply = conn.read_head(to_head).await.map_err(unreachable)?;
+    let reply = conn.read_head(want(to_head)).await.map_err(unreachable)?;
     Ok((conn, reply))
 }
 
@@ -173,4 +173,12 @@ fn request_head(x: &Exchange<'_>, t: &Target<'_>) -> Vec<u8> {
     }
     h.extend_from_slice(b"\r\n");
     h
+}
+
+/// The reply's header lines are passed on; a HEAD request's reply has no body.
+fn want(to_head: bool) -> Want {
+    match to_head {
+        true => Want::HeadersOfHead,
+        false => Want::Headers,
+    }
 }

@@ -46,6 +46,17 @@ pub enum Framing {
     UntilClose,
 }
 
+/// What of a reply head is wanted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Want {
+    /// Status and framing: a function call's reply, whose headers nobody reads.
+    Status,
+    /// The header lines too, for a proxied reply.
+    Headers,
+    /// The header lines of the answer to a HEAD request, which has no body whatever it says.
+    HeadersOfHead,
+}
+
 /// A reply head; its header spans index the connection buffer until `consume_head`.
 pub struct ReplyHead {
     pub status: u16,
@@ -97,7 +108,7 @@ impl Conn {
         max_reply: usize,
     ) -> Result<Reply, Failure> {
         self.send(head, body).await?;
-        let reply = self.read_head(false).await?;
+        let reply = self.read_head(Want::Status).await?;
         self.consume_head(&reply);
         let mut reader = BodyReader::new(reply.framing);
         if let Framing::Length(len) = reply.framing {
@@ -143,11 +154,10 @@ impl Conn {
         read_some(&self.stream, &mut self.buf).await
     }
 
-    /// Reads the reply head (skipping 1xx interim answers). `to_head`: the request was HEAD, so
-    /// the reply has no body whatever it declares.
-    pub async fn read_head(&mut self, to_head: bool) -> Result<ReplyHead, Failure> {
+    /// Reads the reply head (skipping 1xx interim answers).
+    pub async fn read_head(&mut self, want: Want) -> Result<ReplyHead, Failure> {
         loop {
-            if let Some(head) = self.parse_head(to_head)? {
+            if let Some(head) = self.parse_head(want)? {
                 return Ok(head);
             }
             let started = !self.buf.is_empty();
@@ -167,7 +177,7 @@ impl Conn {
 
     /// Parses a complete head at the start of the buffer, if there is one. Not async: the
     /// 2 KiB of httparse slots stay off the request's future.
-    fn parse_head(&mut self, to_head: bool) -> Result<Option<ReplyHead>, Failure> {
+    fn parse_head(&mut self, want: Want) -> Result<Option<ReplyHead>, Failure> {
         loop {
             let mut raw = [httparse::EMPTY_HEADER; MAX_HEADERS];
             let mut resp = httparse::Response::new(&mut raw);
@@ -183,15 +193,18 @@ impl Conn {
                 continue;
             }
             let (mut framing, close) = framing(&resp)?;
-            if to_head {
+            if want == Want::HeadersOfHead {
                 framing = Framing::Length(0);
             }
             let span = |part: &[u8]| crate::text::span(&self.buf[..len], part);
-            let headers = resp
-                .headers
-                .iter()
-                .map(|h| (span(h.name.as_bytes()), span(h.value)))
-                .collect();
+            let headers = match want {
+                Want::Status => Vec::new(),
+                Want::Headers | Want::HeadersOfHead => resp
+                    .headers
+                    .iter()
+                    .map(|h| (span(h.name.as_bytes()), span(h.value)))
+                    .collect(),
+            };
             return Ok(Some(ReplyHead {
                 status,
                 framing,
