@@ -72,9 +72,9 @@ fn event_building(c: &mut Criterion) {
         s.into_bytes()
     };
     let params = [("id", "42"), ("order", "7")];
+    let template = apigw::Template::new(&cfg.apis[0], &cfg.gateway);
     let request = |method, headers, body| ApiRequest {
-        api: &cfg.apis[0],
-        gateway: &cfg.gateway,
+        template: &template,
         request_id: "c6af9ac6-7b61-11e6-9a41-93e8deadbeef",
         method,
         path: "/svc0/users/42/orders/7",

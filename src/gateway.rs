@@ -153,8 +153,7 @@ impl Gateway {
                 .map(|(name, span)| (*name, path.get(span.clone()).unwrap_or("")))
                 .collect();
             apigw::build(&ApiRequest {
-                api: &snap.config.apis[route.api],
-                gateway: &snap.config.gateway,
+                template: &snap.templates[route.api],
                 request_id: &rec.request_id,
                 method: x.method(),
                 path,

@@ -2,6 +2,7 @@
 //! built off the hot path and swapped whole (`ArcSwap`) so that a reload is one store.
 
 use crate::config::Config;
+use crate::event::apigw::Template;
 use crate::invoke::FunctionClient;
 use crate::routing::RouteTable;
 
@@ -9,6 +10,8 @@ pub struct Snapshot {
     pub config: Config,
     pub table: RouteTable,
     pub functions: Vec<FunctionClient>,
+    /// Each API's event template, by the API's index in `config.apis`.
+    pub templates: Vec<Template>,
 }
 
 impl Snapshot {
@@ -20,10 +23,16 @@ impl Snapshot {
                 .join("; ")
         })?;
         let functions = config.functions.iter().map(FunctionClient::new).collect();
+        let templates = config
+            .apis
+            .iter()
+            .map(|api| Template::new(api, &config.gateway))
+            .collect();
         Ok(Snapshot {
             config,
             table,
             functions,
+            templates,
         })
     }
 }

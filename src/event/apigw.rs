@@ -16,10 +16,56 @@ pub enum EventError {
     UnsupportedBody,
 }
 
+/// The parts of an API's events that come from the config, written out once when the config
+/// loads (the snapshot keeps one per API): about 10 strings a request fewer to escape.
+pub struct Template {
+    /// `jdcloud`: the envelope from `"source"` to `"detail":`; empty for `jdcloud-detail`.
+    envelope: Vec<u8>,
+    /// From `,"requestContext"` to `"requestId":`.
+    context: Vec<u8>,
+    detail_only: bool,
+}
+
+impl Template {
+    pub fn new(api: &Api, gateway: &GatewaySettings) -> Template {
+        let raw = |out: &mut Vec<u8>, fragment: &str| out.extend_from_slice(fragment.as_bytes());
+        let detail_only = api.format == EventFormat::JdcloudDetail;
+        let mut envelope = Vec::new();
+        if !detail_only {
+            raw(
+                &mut envelope,
+                r#"","source":"apigateway","base64OwnerPin":"#,
+            );
+            push_str(&mut envelope, &gateway.base64_owner_pin);
+            raw(&mut envelope, r#","resources":["#);
+            push_str(&mut envelope, &api.resource);
+            raw(&mut envelope, r#"],"region":"#);
+            push_str(&mut envelope, &gateway.region);
+            raw(
+                &mut envelope,
+                r#","detailType":"ApiGatewayReceived","detail":"#,
+            );
+        }
+        let mut context = Vec::new();
+        raw(&mut context, r#","requestContext":{"stage":"#);
+        push_str(&mut context, &api.stage);
+        raw(&mut context, r#","apiId":"#);
+        push_str(&mut context, &api.id);
+        raw(
+            &mut context,
+            r#","identity":{"accountId":"","apiKey":"","user":"","authType":"none"},"requestId":"#,
+        );
+        Template {
+            envelope,
+            context,
+            detail_only,
+        }
+    }
+}
+
 /// Everything the event is made of; borrowed from the request and the config.
 pub struct ApiRequest<'a> {
-    pub api: &'a Api,
-    pub gateway: &'a GatewaySettings,
+    pub template: &'a Template,
     pub request_id: &'a str,
     pub method: &'a str,
     pub path: &'a str,
@@ -87,27 +133,22 @@ pub fn build(req: &ApiRequest) -> Result<Vec<u8>, EventError> {
         false => Some(std::str::from_utf8(req.body).map_err(|_| EventError::UnsupportedBody)?),
     };
     // Sized from the request so the buffer is not grown (and copied) while it is written: the
-    // envelope and config values take about 600 bytes, the rest is escaped request data.
+    // template, about 400 bytes of keys and punctuation, and the escaped request data.
     let headers: usize = req.headers.iter().map(|(n, v)| n.len() + v.len() + 6).sum();
     let request = req.path.len() + 2 * req.query.len() + req.request_id.len() * 2 + headers;
     let body = req.body.len() + req.body.len() / 3;
-    let mut out = Vec::with_capacity(640 + request + body);
+    let template = req.template;
+    let fixed = template.envelope.len() + template.context.len();
+    let mut out = Vec::with_capacity(400 + fixed + request + body);
     // Fixed keys and punctuation go out as literal fragments; values through `push_str`.
     let raw = |out: &mut Vec<u8>, fragment: &str| out.extend_from_slice(fragment.as_bytes());
-    let detail_only = req.api.format == EventFormat::JdcloudDetail;
-    if !detail_only {
+    if !template.detail_only {
         raw(&mut out, r#"{"version":"0","id":"#);
         push_str(&mut out, req.request_id);
         // RFC 3339 needs no escaping: written straight into the event.
         raw(&mut out, r#","time":""#);
         crate::text::push_rfc3339_millis(&mut out, req.time);
-        raw(&mut out, r#"","source":"apigateway","base64OwnerPin":"#);
-        push_str(&mut out, &req.gateway.base64_owner_pin);
-        raw(&mut out, r#","resources":["#);
-        push_str(&mut out, &req.api.resource);
-        raw(&mut out, r#"],"region":"#);
-        push_str(&mut out, &req.gateway.region);
-        raw(&mut out, r#","detailType":"ApiGatewayReceived","detail":"#);
+        out.extend_from_slice(&template.envelope);
     }
     raw(&mut out, r#"{"path":"#);
     push_str(&mut out, req.path);
@@ -133,18 +174,11 @@ pub fn build(req: &ApiRequest) -> Result<Vec<u8>, EventError> {
         raw(&mut out, r#","isBase64Encoded":"#);
         raw(&mut out, if req.body.is_empty() { "false" } else { "true" });
     }
-    raw(&mut out, r#","requestContext":{"stage":"#);
-    push_str(&mut out, &req.api.stage);
-    raw(&mut out, r#","apiId":"#);
-    push_str(&mut out, &req.api.id);
-    raw(
-        &mut out,
-        r#","identity":{"accountId":"","apiKey":"","user":"","authType":"none"},"requestId":"#,
-    );
+    out.extend_from_slice(&template.context);
     push_str(&mut out, req.request_id);
     raw(&mut out, r#","sourceIp":"#);
     push_str(&mut out, req.source_ip);
-    raw(&mut out, if detail_only { "}}" } else { "}}}" });
+    raw(&mut out, if template.detail_only { "}}" } else { "}}}" });
     Ok(out)
 }
 
