@@ -8,6 +8,7 @@
 
 use crate::http1::io::{read_some, write_all2};
 use bytes::Bytes;
+use std::mem::MaybeUninit;
 use std::net::SocketAddr;
 use std::ops::Range;
 use std::time::Instant;
@@ -179,9 +180,13 @@ impl Conn {
     /// 2 KiB of httparse slots stay off the request's future.
     fn parse_head(&mut self, want: Want) -> Result<Option<ReplyHead>, Failure> {
         loop {
-            let mut raw = [httparse::EMPTY_HEADER; MAX_HEADERS];
-            let mut resp = httparse::Response::new(&mut raw);
-            let len = match resp.parse(&self.buf) {
+            // Uninitialised slots: see `http1::head::parse`.
+            let mut raw = [const { MaybeUninit::<httparse::Header>::uninit() }; MAX_HEADERS];
+            let mut resp = httparse::Response::new(&mut []);
+            let config = httparse::ParserConfig::default();
+            let len = match config
+                .parse_response_with_uninit_headers(&mut resp, &self.buf, &mut raw)
+            {
                 Ok(httparse::Status::Complete(len)) => len,
                 Ok(httparse::Status::Partial) if self.buf.len() < MAX_HEAD => return Ok(None),
                 Ok(httparse::Status::Partial) => return Err(after("the reply head is too large")),
