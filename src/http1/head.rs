@@ -174,8 +174,9 @@ fn split_target(target: &str) -> Result<(&str, &str), HeadError> {
             None => "",
         }
     };
-    Ok(match rest.split_once('?') {
-        Some((path, query)) => (path, query),
+    // A byte search: `split_once('?')` costs about 170 instructions through `CharSearcher`.
+    Ok(match rest.bytes().position(|b| b == b'?') {
+        Some(at) => (&rest[..at], &rest[at + 1..]),
         None => (rest, ""),
     })
 }

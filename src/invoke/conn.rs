@@ -101,14 +101,19 @@ impl Conn {
         })
     }
 
-    /// Sends `head` and `body`, reads the whole reply.
+    /// Sends the head `write_head` writes and `body`, reads the whole reply.
     pub async fn exchange(
         &mut self,
-        head: &[u8],
+        write_head: impl FnOnce(&mut Vec<u8>),
         body: &[u8],
         max_reply: usize,
     ) -> Result<Reply, Failure> {
-        self.send(head, body).await?;
+        // The head is written into the connection's buffer, free until the reply is read.
+        self.buf.clear();
+        write_head(&mut self.buf);
+        let sent = write_all2(&mut self.stream, &self.buf, body).await;
+        self.buf.clear();
+        sent.map_err(|e| Failure::BeforeReply(format!("sending the request: {e}")))?;
         let reply = self.read_head(Want::Status).await?;
         self.consume_head(&reply);
         let mut reader = BodyReader::new(reply.framing);
