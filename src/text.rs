@@ -37,26 +37,24 @@ pub fn push_rfc3339_millis(out: &mut Vec<u8>, time: SystemTime) {
     let secs = since.as_secs();
     let (year, month, day) = civil_from_days(secs / 86_400);
     let of_day = secs % 86_400;
-    let two = |out: &mut Vec<u8>, n: u64| {
-        out.extend_from_slice(&[b'0' + (n / 10) as u8, b'0' + (n % 10) as u8])
-    };
-    two(out, year / 100);
-    two(out, year % 100);
-    out.push(b'-');
-    two(out, month);
-    out.push(b'-');
-    two(out, day);
-    out.push(b'T');
-    two(out, of_day / 3600);
-    out.push(b':');
-    two(out, of_day / 60 % 60);
-    out.push(b':');
-    two(out, of_day % 60);
-    out.push(b'.');
     let ms = u64::from(since.subsec_millis());
-    out.push(b'0' + (ms / 100) as u8);
-    two(out, ms % 100);
-    out.push(b'Z');
+    // Filled in place, then appended at once.
+    let mut text = *b"0000-00-00T00:00:00.000Z";
+    let mut put = |at: usize, n: u64, digits: usize| {
+        let mut n = n;
+        for i in (at..at + digits).rev() {
+            text[i] = b'0' + (n % 10) as u8;
+            n /= 10;
+        }
+    };
+    put(0, year, 4);
+    put(5, month, 2);
+    put(8, day, 2);
+    put(11, of_day / 3600, 2);
+    put(14, of_day / 60 % 60, 2);
+    put(17, of_day % 60, 2);
+    put(20, ms, 3);
+    out.extend_from_slice(&text);
 }
 
 /// (year, month, day) of a day counted from 1970-01-01, in the proleptic Gregorian calendar

@@ -119,16 +119,25 @@ fn push_escaped(out: &mut Vec<u8>, s: &str) {
     out.push(b'"');
 }
 
-/// `push_key` with the key's ASCII letters lower-cased, in place: escapes only ever use
-/// lower-case letters, so lower-casing the written literal changes just the key's own.
+/// `push_key` with the key's ASCII letters lower-cased. A header name (a token) is plain: its
+/// bytes are lower-cased as they are copied; any other key is written, then lower-cased in
+/// place (escapes only ever use lower-case letters, so that changes just the key's own).
 pub fn push_key_lower(out: &mut Vec<u8>, first: &mut bool, key: &str) {
     if !std::mem::take(first) {
         out.push(b',');
     }
-    let start = out.len();
-    push_str(out, key);
-    out[start..].make_ascii_lowercase();
-    out.push(b':');
+    let b = key.as_bytes();
+    if is_plain(b) {
+        out.reserve(b.len() + 3);
+        out.push(b'"');
+        out.extend(b.iter().map(u8::to_ascii_lowercase));
+        out.extend_from_slice(b"\":");
+    } else {
+        let start = out.len();
+        push_str(out, key);
+        out[start..].make_ascii_lowercase();
+        out.push(b':');
+    }
 }
 
 /// Writes `"key":` preceded by a comma unless it is the first member.
@@ -149,6 +158,26 @@ pub fn push_member(out: &mut Vec<u8>, first: &mut bool, key: &str, value: &str) 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn keys_are_lower_cased_plain_or_escaped() {
+        let mut out = Vec::new();
+        let mut first = true;
+        for key in [
+            "X-Trace",
+            "Accept-Language-Very-Long-Name",
+            "A\"B\u{1}C",
+            "ÄB",
+        ] {
+            push_key_lower(&mut out, &mut first, key);
+            out.extend_from_slice(b"1");
+        }
+        let text = String::from_utf8(out).unwrap();
+        assert_eq!(
+            text,
+            r#""x-trace":1,"accept-language-very-long-name":1,"a\"b\u0001c":1,"Äb":1"#
+        );
+    }
 
     #[test]
     fn escapes_round_trip_through_serde_json() {
