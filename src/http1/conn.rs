@@ -7,7 +7,7 @@
 //! with one `recv` and answered with one `writev` in the common case.
 
 use super::head::{self, Framing, Head, HeadError};
-use super::io::{read_now, read_some, write_all2};
+use super::io::{read_now, read_some, readable, write_all2};
 use super::response::{self, DateCache};
 use super::timer::LazyTimer;
 use std::future::Future;
@@ -122,7 +122,7 @@ impl Conn {
             let idle_until = Instant::now() + settings.keepalive_timeout;
             tokio::select! {
                 biased;
-                ready = self.stream.readable() => ready.map_err(|_| Stop::Quiet)?,
+                ready = readable(&self.stream) => ready.map_err(|_| Stop::Quiet)?,
                 _ = self.timer.until(idle_until) => return Err(Stop::Quiet),
                 _ = stopping => return Err(Stop::Quiet),
             }

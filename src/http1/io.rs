@@ -34,10 +34,17 @@ pub fn read_now(stream: &TcpStream, buf: &mut Vec<u8>) -> std::io::Result<usize>
 pub async fn read_some(stream: &TcpStream, buf: &mut Vec<u8>) -> std::io::Result<usize> {
     loop {
         match read_now(stream, buf) {
-            Err(e) if e.kind() == ErrorKind::WouldBlock => stream.readable().await?,
+            Err(e) if e.kind() == ErrorKind::WouldBlock => readable(stream).await?,
             done => return done,
         }
     }
+}
+
+/// Waits until `stream` is readable. Through the socket's one reader slot
+/// (`poll_read_ready`), not `TcpStream::readable`, whose future joins a list of waiters under a
+/// lock when it waits and again when it is dropped; each socket here has one reader at a time.
+pub async fn readable(stream: &TcpStream) -> std::io::Result<()> {
+    std::future::poll_fn(|cx| stream.poll_read_ready(cx)).await
 }
 
 /// Writes `a` then `b` with as few `writev` calls as the socket allows.
