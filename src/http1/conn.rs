@@ -7,7 +7,7 @@
 //! with one `recv` and answered with one `writev` in the common case.
 
 use super::head::{self, Framing, Head, HeadError};
-use super::io::{read_now, read_some, readable, write_all2};
+use super::io::{read_now, write_all2};
 use super::response::{self, DateCache};
 use super::timer::LazyTimer;
 use std::future::Future;
@@ -103,11 +103,21 @@ impl Conn {
             done => return done,
         }
         let deadline = *deadline.get_or_insert_with(|| Instant::now() + timeout);
-        tokio::select! {
-            biased;
-            n = read_some(&self.stream, &mut self.buf) => n,
-            _ = self.timer.until(deadline) => Err(std::io::ErrorKind::TimedOut.into()),
-        }
+        // Written as a poll rather than a `select!` of two futures: this runs twice a request.
+        std::future::poll_fn(|cx| loop {
+            if let Poll::Ready(ready) = self.stream.poll_read_ready(cx) {
+                ready?;
+                match read_now(&self.stream, &mut self.buf) {
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+                    done => return Poll::Ready(done),
+                }
+            }
+            return match self.timer.poll_until(cx, deadline) {
+                Poll::Ready(()) => Poll::Ready(Err(std::io::ErrorKind::TimedOut.into())),
+                Poll::Pending => Poll::Pending,
+            };
+        })
+        .await
     }
 
     /// Waits for the next head: idle (no buffer) until a byte arrives, `keepalive_timeout`
@@ -120,11 +130,22 @@ impl Conn {
     ) -> Result<Head, Stop> {
         if self.buf.is_empty() {
             let idle_until = Instant::now() + settings.keepalive_timeout;
-            tokio::select! {
-                biased;
-                ready = readable(&self.stream) => ready.map_err(|_| Stop::Quiet)?,
-                _ = self.timer.until(idle_until) => return Err(Stop::Quiet),
-                _ = stopping => return Err(Stop::Quiet),
+            let mut stopping = stopping;
+            // Readable, or the idle time is up, or the server is stopping (a poll, not a
+            // `select!`: it runs once a request).
+            let readable = std::future::poll_fn(|cx| {
+                if let Poll::Ready(ready) = self.stream.poll_read_ready(cx) {
+                    return Poll::Ready(ready.is_ok());
+                }
+                if self.timer.poll_until(cx, idle_until).is_ready()
+                    || stopping.as_mut().poll(cx).is_ready()
+                {
+                    return Poll::Ready(false);
+                }
+                Poll::Pending
+            });
+            if !readable.await {
+                return Err(Stop::Quiet);
             }
         }
         // The whole head within `read_timeout` of its first byte.
