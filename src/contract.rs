@@ -198,7 +198,7 @@ fn plain(reply: &[u8]) -> Option<Reply<'_>> {
         #[serde(rename = "statusCode")]
         status_code: u16,
         #[serde(borrow, default)]
-        headers: Option<PlainHeaders<'a>>,
+        headers: Option<Pairs<'a, Text<'a>>>,
         #[serde(borrow, default)]
         body: Option<&'a RawValue>,
         #[serde(rename = "isBase64Encoded", default)]
@@ -210,7 +210,9 @@ fn plain(reply: &[u8]) -> Option<Reply<'_>> {
     if !(200..=599).contains(&raw.status_code) {
         return None;
     }
-    let mut headers = raw.headers.map(|h| h.0).unwrap_or_default();
+    let given = raw.headers.map(|h| h.0).unwrap_or_default();
+    // Collected in place (same layout): no second vector.
+    let mut headers: Headers = given.into_iter().map(|(n, v)| (n, v.0)).collect();
     let valid = |(name, value): &(Cow<str>, Cow<str>)| is_token(name) && is_field_value(value);
     if !headers.iter().all(valid) {
         return None;
@@ -329,7 +331,7 @@ fn headers(raw: &RawValue) -> Result<Headers<'_>, Violation> {
             format!("expected an object, got {}", describe(raw)),
         ));
     }
-    let map = serde_json::from_str::<OrderedMap>(raw.get())
+    let map = serde_json::from_str::<Pairs<&RawValue>>(raw.get())
         .map(|m| m.0)
         .map_err(|e| violation("/headers", format!("invalid object ({e})")))?;
     let mut out = Vec::with_capacity(map.len());
@@ -384,37 +386,37 @@ fn headers(raw: &RawValue) -> Result<Headers<'_>, Violation> {
     Ok(out)
 }
 
-/// A JSON object as ordered (key, raw value) pairs; keeps duplicates and order. Keys borrow from
-/// the input unless they had escapes.
-struct OrderedMap<'a>(Vec<(Cow<'a, str>, &'a RawValue)>);
-
 /// A JSON string (an object key, a header value), borrowed when serde_json can lend it.
 struct Text<'a>(Cow<'a, str>);
 
-impl<'de> Deserialize<'de> for Text<'de> {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> serde::de::Visitor<'de> for V {
-            type Value = Text<'de>;
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("a string")
-            }
-            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Text<'de>, E> {
-                Ok(Text(Cow::Borrowed(v)))
-            }
-            fn visit_str<E>(self, v: &str) -> Result<Text<'de>, E> {
-                Ok(Text(Cow::Owned(v.to_owned())))
-            }
-        }
-        d.deserialize_str(V)
-    }
-}
-
-impl<'de: 'a, 'a> Deserialize<'de> for OrderedMap<'a> {
+impl<'de: 'a, 'a> Deserialize<'de> for Text<'a> {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         struct V<'a>(std::marker::PhantomData<&'a ()>);
         impl<'de: 'a, 'a> serde::de::Visitor<'de> for V<'a> {
-            type Value = OrderedMap<'a>;
+            type Value = Text<'a>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Text<'a>, E> {
+                Ok(Text(Cow::Borrowed(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Text<'a>, E> {
+                Ok(Text(Cow::Owned(v.to_owned())))
+            }
+        }
+        d.deserialize_str(V(std::marker::PhantomData))
+    }
+}
+
+/// A JSON object as ordered (key, value) pairs; keeps duplicates and order. Keys borrow from
+/// the input unless they had escapes.
+struct Pairs<'a, V>(Vec<(Cow<'a, str>, V)>);
+
+impl<'de: 'a, 'a, V: Deserialize<'de>> Deserialize<'de> for Pairs<'a, V> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visit<'a, V>(std::marker::PhantomData<(&'a (), V)>);
+        impl<'de: 'a, 'a, V: Deserialize<'de>> serde::de::Visitor<'de> for Visit<'a, V> {
+            type Value = Pairs<'a, V>;
             fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
                 f.write_str("an object")
             }
@@ -422,41 +424,15 @@ impl<'de: 'a, 'a> Deserialize<'de> for OrderedMap<'a> {
                 self,
                 mut m: M,
             ) -> Result<Self::Value, M::Error> {
-                let mut out = Vec::new();
-                while let Some((k, v)) = m.next_entry::<Text<'de>, &'de RawValue>()? {
+                // Sized for the usual few members: one allocation, not several as it grows.
+                let mut out = Vec::with_capacity(m.size_hint().unwrap_or(4));
+                while let Some((k, v)) = m.next_entry::<Text<'a>, V>()? {
                     out.push((k.0, v));
                 }
-                Ok(OrderedMap(out))
+                Ok(Pairs(out))
             }
         }
-        d.deserialize_map(V(std::marker::PhantomData))
-    }
-}
-
-/// A headers object whose values are all strings, as ordered pairs (duplicates kept).
-struct PlainHeaders<'a>(Headers<'a>);
-
-impl<'de: 'a, 'a> Deserialize<'de> for PlainHeaders<'a> {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V<'a>(std::marker::PhantomData<&'a ()>);
-        impl<'de: 'a, 'a> serde::de::Visitor<'de> for V<'a> {
-            type Value = PlainHeaders<'a>;
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("an object of strings")
-            }
-            fn visit_map<M: serde::de::MapAccess<'de>>(
-                self,
-                mut m: M,
-            ) -> Result<Self::Value, M::Error> {
-                // Sized for the usual few headers: one allocation, not several as it grows.
-                let mut out = Vec::with_capacity(m.size_hint().unwrap_or(4));
-                while let Some((k, v)) = m.next_entry::<Text<'de>, Text<'de>>()? {
-                    out.push((k.0, v.0));
-                }
-                Ok(PlainHeaders(out))
-            }
-        }
-        d.deserialize_map(V(std::marker::PhantomData))
+        d.deserialize_map(Visit(std::marker::PhantomData))
     }
 }
 
