@@ -244,9 +244,11 @@ fn write_path_params(out: &mut Vec<u8>, params: &[(&str, &str)]) -> Result<(), E
 
 fn write_query(out: &mut Vec<u8>, query: &str) -> Result<(), EventError> {
     out.push(b'{');
-    match keys_plain_and_distinct(query) {
-        true => write_pairs(out, query)?,
-        false => write_parsed(out, query)?,
+    let start = out.len();
+    if !write_pairs(out, query)? {
+        // A repeated key, or one to decode: written again from the parsed query.
+        out.truncate(start);
+        write_parsed(out, query)?;
     }
     out.push(b'}');
     Ok(())
@@ -277,14 +279,23 @@ fn pairs(query: &str) -> impl Iterator<Item = (&str, &str)> {
     })
 }
 
-/// The usual query: each pair written as it is read, nothing collected.
-fn write_pairs(out: &mut Vec<u8>, query: &str) -> Result<(), EventError> {
+/// The usual query — at most 16 keys, none repeated and none with anything to decode (`%`,
+/// `+`), so that `parse_query` would give each key as written with one value — written pair by
+/// pair as it is read, in one pass. `Ok(false)` as soon as it turns out not to be one; what was
+/// written is then discarded. A bad value is the same error `parse_query` would report first.
+fn write_pairs(out: &mut Vec<u8>, query: &str) -> Result<bool, EventError> {
+    let mut seen: [&str; 16] = [""; 16];
     let mut first = true;
-    for (key, value) in pairs(query) {
+    for (n, (key, value)) in pairs(query).enumerate() {
+        let encoded = key.bytes().any(|b| b == b'%' || b == b'+');
+        if n == seen.len() || encoded || seen[..n].contains(&key) {
+            return Ok(false);
+        }
+        seen[n] = key;
         push_key(out, &mut first, key);
         push_str(out, &decode_component(value, true).map_err(bad_query)?);
     }
-    Ok(())
+    Ok(true)
 }
 
 /// Any query: keys decoded, a repeated key's values collected into an array.
@@ -308,19 +319,6 @@ fn write_parsed(out: &mut Vec<u8>, query: &str) -> Result<(), EventError> {
     Ok(())
 }
 
-/// Whether the query has at most 16 keys, none repeated and none with anything to decode
-/// (`%`, `+`): then `parse_query` would give each key as written with one value.
-fn keys_plain_and_distinct(query: &str) -> bool {
-    let mut seen: [&str; 16] = [""; 16];
-    for (n, (key, _)) in pairs(query).enumerate() {
-        if n == seen.len() || key.contains(['%', '+']) || seen[..n].contains(&key) {
-            return false;
-        }
-        seen[n] = key;
-    }
-    true
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -337,15 +335,19 @@ mod tests {
             "q=a\"b",
         ];
         for query in plain {
-            assert!(keys_plain_and_distinct(query), "{query}");
             let (mut fast, mut parsed) = (Vec::new(), Vec::new());
-            let fast = write_pairs(&mut fast, query).map(|_| fast);
-            let parsed = write_parsed(&mut parsed, query).map(|_| parsed);
+            let fast = write_pairs(&mut fast, query).map(|done| (done, fast));
+            let parsed = write_parsed(&mut parsed, query).map(|_| (true, parsed));
             assert_eq!(fast, parsed, "{query}");
         }
         let many: String = (0..17).map(|i| format!("k{i}=v&")).collect();
         for query in ["a=1&a=2", "a%20b=1", "a+b=1", "a=1&b=2&a", many.as_str()] {
-            assert!(!keys_plain_and_distinct(query), "{query}");
+            assert_eq!(write_pairs(&mut Vec::new(), query), Ok(false), "{query}");
+            let (mut whole, mut parsed) = (Vec::new(), b"{".to_vec());
+            write_query(&mut whole, query).unwrap();
+            write_parsed(&mut parsed, query).unwrap();
+            parsed.push(b'}');
+            assert_eq!(whole, parsed, "{query}");
         }
     }
 }
