@@ -147,12 +147,16 @@ pub fn parse(buf: &[u8]) -> Result<Option<Head>, HeadError> {
 }
 
 /// Digits only: no sign, no list, no spaces inside.
-fn parse_length(v: &[u8]) -> Option<usize> {
+/// A Content-Length value: 1 to 18 digits (RFC 9110 `1*DIGIT`; 18 keep it far from
+/// overflowing), with surrounding spaces allowed. Shared with the client side's replies.
+pub(crate) fn parse_length(v: &[u8]) -> Option<usize> {
     let v = v.trim_ascii();
-    if v.is_empty() || v.len() > 18 || !v.iter().all(u8::is_ascii_digit) {
+    if v.is_empty() || v.len() > 18 {
         return None;
     }
-    std::str::from_utf8(v).ok()?.parse().ok()
+    v.iter().try_fold(0usize, |n, &b| {
+        b.is_ascii_digit().then(|| n * 10 + usize::from(b - b'0'))
+    })
 }
 
 /// Path and query of a request target: origin-form (`/a?b`), absolute-form
@@ -232,6 +236,32 @@ impl Head {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn content_lengths_are_digits_only() {
+        assert_eq!(parse_length(b"0"), Some(0));
+        assert_eq!(parse_length(b" 42 "), Some(42));
+        assert_eq!(
+            parse_length(b"999999999999999999"),
+            Some(999_999_999_999_999_999)
+        );
+        for bad in [
+            &b""[..],
+            b" ",
+            b"+5",
+            b"-1",
+            b"1e3",
+            b"4 2",
+            b"1234567890123456789",
+        ] {
+            assert_eq!(
+                parse_length(bad),
+                None,
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+    }
 
     fn ok(raw: &str) -> Head {
         parse(raw.as_bytes()).unwrap().unwrap()

@@ -385,9 +385,7 @@ fn framing(resp: &httparse::Response) -> Result<(Framing, bool), Failure> {
     let mut close = resp.version == Some(0);
     for h in resp.headers.iter() {
         if h.name.eq_ignore_ascii_case("content-length") {
-            let v = std::str::from_utf8(h.value)
-                .ok()
-                .and_then(|v| v.trim().parse::<usize>().ok());
+            let v = crate::http1::head::parse_length(h.value);
             match (v, length) {
                 (Some(v), None) => length = Some(v),
                 (Some(v), Some(l)) if v == l => {}
