@@ -176,12 +176,14 @@ impl Gateway {
         let called = rec.started.map(|_| Instant::now());
         let deadline_ms = route.timeout.as_millis() as u64;
         let f = &snap.functions[function];
-        let call = std::pin::pin!(self.invoker.invoke(f, &event, &rec.request_id, deadline_ms));
-        // On the connection's timer: no timer of its own per call.
-        let outcome = x
-            .within(route.timeout, call)
-            .await
-            .unwrap_or(Err(InvokeError::Timeout(route.timeout)));
+        // In a block: the call's future is gone before the answer's is made, so the two share
+        // room in this future.
+        let outcome = {
+            let call = std::pin::pin!(self.invoker.invoke(f, &event, &rec.request_id, deadline_ms));
+            // On the connection's timer: no timer of its own per call.
+            x.within(route.timeout, call).await
+        }
+        .unwrap_or(Err(InvokeError::Timeout(route.timeout)));
         rec.function_time = called.map(|c| c.elapsed());
         let invocation = errors::call_outcome(outcome)?;
 
