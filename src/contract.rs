@@ -204,7 +204,7 @@ fn plain(reply: &[u8]) -> Option<Reply<'_>> {
         #[serde(rename = "isBase64Encoded", default)]
         is_base64: Option<bool>,
     }
-    // Checked as UTF-8 once (ASCII at a word a step) so that serde_json, reading a `str`, does
+    // Checked as UTF-8 once (ASCII a word at a time) so that serde_json, reading a `str`, does
     // not check each string it lends again.
     let raw: Plain = serde_json::from_str(crate::text::utf8(reply).ok()?).ok()?;
     if !(200..=599).contains(&raw.status_code) {

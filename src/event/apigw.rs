@@ -19,7 +19,8 @@ pub enum EventError {
 /// The parts of an API's events that come from the config, written out once when the config
 /// loads (the snapshot keeps one per API): about 10 strings a request fewer to escape.
 pub struct Template {
-    /// `jdcloud`: the envelope from `"source"` to `"detail":`; empty for `jdcloud-detail`.
+    /// `jdcloud`: the envelope after the time (from the quote that closes it) to `"detail":`;
+    /// empty for `jdcloud-detail`.
     envelope: Vec<u8>,
     /// From `,"requestContext"` to `"requestId":`.
     context: Vec<u8>,
