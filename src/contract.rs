@@ -100,14 +100,15 @@ fn is_null(raw: Option<&RawValue>) -> bool {
 /// the rare literal `unescape` leaves alone (an unpaired surrogate), for its error message.
 fn json_string(raw: &RawValue) -> Result<Cow<'_, str>, serde_json::Error> {
     let text = raw.get();
-    match text.get(1..text.len().saturating_sub(1)) {
-        Some(inner) if !inner.as_bytes().contains(&b'\\') => Ok(Cow::Borrowed(inner)),
-        Some(inner) => match unescape(inner) {
-            Some(s) => Ok(Cow::Owned(s)),
-            None => serde_json::from_str::<String>(text).map(Cow::Owned),
-        },
-        None => serde_json::from_str::<String>(text).map(Cow::Owned),
+    if let Some(inner) = text.get(1..text.len().saturating_sub(1)) {
+        if !inner.as_bytes().contains(&b'\\') {
+            return Ok(Cow::Borrowed(inner));
+        }
+        if let Some(unescaped) = unescape(inner) {
+            return Ok(Cow::Owned(unescaped));
+        }
     }
+    serde_json::from_str::<String>(text).map(Cow::Owned)
 }
 
 /// Decodes the escapes of a JSON string's inside, which serde_json has validated (so every `\`
@@ -168,6 +169,12 @@ fn is_token(name: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
 }
 
+/// Whether a reply header goes to the client: hop-by-hop headers stop here, and the gateway
+/// frames the body itself.
+fn passed_on(name: &str) -> bool {
+    !is_hop_by_hop(name) && !name.eq_ignore_ascii_case("content-length")
+}
+
 /// What a header value may hold (visible characters, space, tab, obs-text), as `http` checks.
 fn is_field_value(v: &str) -> bool {
     v.bytes().all(|b| (b >= 32 && b != 127) || b == b'\t')
@@ -217,8 +224,7 @@ fn plain(reply: &[u8]) -> Option<Reply<'_>> {
     if !headers.iter().all(valid) {
         return None;
     }
-    headers
-        .retain(|(name, _)| !is_hop_by_hop(name) && !name.eq_ignore_ascii_case("content-length"));
+    headers.retain(|(name, _)| passed_on(name));
     let body = match raw.body {
         Some(b) if b.get().starts_with('"') => body(b, raw.is_base64.unwrap_or(false)).ok()?,
         Some(_) => return None,
@@ -341,7 +347,7 @@ fn headers(raw: &RawValue) -> Result<Headers<'_>, Violation> {
         if !is_token(&name) {
             return Err(violation(pointer(), "invalid header name"));
         }
-        if is_hop_by_hop(&name) || name.eq_ignore_ascii_case("content-length") {
+        if !passed_on(&name) {
             continue;
         }
         let values: Vec<Cow<str>> = match value.get().as_bytes().first() {

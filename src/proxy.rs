@@ -7,6 +7,7 @@
 
 use crate::errors::GatewayError;
 use crate::event::apigw::HopByHop;
+use crate::http1::response::push_header;
 use crate::http1::Exchange;
 use crate::invoke::conn::{BodyReader, Conn, Failure, Framing, ReplyHead, Want};
 use crate::invoke::Invoker;
@@ -90,7 +91,7 @@ async fn connect_and_send(
     to_head: bool,
 ) -> Result<(Conn, ReplyHead), GatewayError> {
     if let Some(mut conn) = invoker.take_idle(addr) {
-        let reply = match conn.send(head, body).await {
+        let reply = match conn.send(|b| b.extend_from_slice(head), body).await {
             Ok(()) => conn.read_head(want(to_head)).await,
             Err(e) => Err(e),
         };
@@ -103,7 +104,9 @@ async fn connect_and_send(
     let mut conn = Conn::open(addr).await.map_err(|e| {
         GatewayError::FunctionUnreachable(format!("upstream: connect to {addr}: {e}"))
     })?;
-    conn.send(head, body).await.map_err(unreachable)?;
+    conn.send(|b| b.extend_from_slice(head), body)
+        .await
+        .map_err(unreachable)?;
     let reply = conn.read_head(want(to_head)).await.map_err(unreachable)?;
     Ok((conn, reply))
 }
@@ -136,12 +139,6 @@ fn declared_length(conn: &Conn, reply: &ReplyHead) -> Option<usize> {
 /// The request as the upstream gets it.
 fn request_head(x: &Exchange<'_>, t: &Target<'_>) -> Vec<u8> {
     let mut h = Vec::with_capacity(256 + x.head.len);
-    let line = |h: &mut Vec<u8>, name: &str, value: &[u8]| {
-        h.extend_from_slice(name.as_bytes());
-        h.extend_from_slice(b": ");
-        h.extend_from_slice(value);
-        h.extend_from_slice(b"\r\n");
-    };
     h.extend_from_slice(x.method().as_bytes());
     h.push(b' ');
     h.extend_from_slice(x.target().as_bytes());
@@ -154,18 +151,18 @@ fn request_head(x: &Exchange<'_>, t: &Target<'_>) -> Vec<u8> {
             .any(|r| name.eq_ignore_ascii_case(r));
         if passes(name, &hop) && !is_framing(name) && !replaced {
             host |= name.eq_ignore_ascii_case("host");
-            line(&mut h, name, value);
+            push_header(&mut h, name, value);
         }
     }
     if !host {
-        line(&mut h, "Host", t.addr.to_string().as_bytes());
+        push_header(&mut h, "Host", t.addr.to_string().as_bytes());
     }
-    line(&mut h, "X-Forwarded-For", t.forwarded_for.as_bytes());
-    line(&mut h, "X-Forwarded-Proto", b"http");
-    line(&mut h, "x-jdcloud-request-id", t.request_id.as_bytes());
+    push_header(&mut h, "X-Forwarded-For", t.forwarded_for.as_bytes());
+    push_header(&mut h, "X-Forwarded-Proto", b"http");
+    push_header(&mut h, "x-jdcloud-request-id", t.request_id.as_bytes());
     let had_body = x.declared_length() != Some(0) || x.header("content-length").is_some();
     if had_body || !x.body().is_empty() {
-        line(
+        push_header(
             &mut h,
             "Content-Length",
             x.body().len().to_string().as_bytes(),

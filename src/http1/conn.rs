@@ -7,7 +7,7 @@
 //! with one `recv` and answered with one `writev` in the common case.
 
 use super::head::{self, Framing, Head, HeadError};
-use super::io::{read_now, write_all2};
+use super::io::{read_now, read_some, write_all2};
 use super::response::{self, DateCache};
 use super::timer::LazyTimer;
 use std::future::Future;
@@ -103,21 +103,10 @@ impl Conn {
             done => return done,
         }
         let deadline = *deadline.get_or_insert_with(|| Instant::now() + timeout);
-        // Written as a poll rather than a `select!` of two futures: this runs twice a request.
-        std::future::poll_fn(|cx| loop {
-            if let Poll::Ready(ready) = self.stream.poll_read_ready(cx) {
-                ready?;
-                match read_now(&self.stream, &mut self.buf) {
-                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
-                    done => return Poll::Ready(done),
-                }
-            }
-            return match self.timer.poll_until(cx, deadline) {
-                Poll::Ready(()) => Poll::Ready(Err(std::io::ErrorKind::TimedOut.into())),
-                Poll::Pending => Poll::Pending,
-            };
-        })
-        .await
+        let read = std::pin::pin!(read_some(&self.stream, &mut self.buf));
+        race(read, &mut self.timer, deadline)
+            .await
+            .unwrap_or_else(|| Err(std::io::ErrorKind::TimedOut.into()))
     }
 
     /// Waits for the next head: idle (no buffer) until a byte arrives, `keepalive_timeout`

@@ -43,7 +43,7 @@ pub async fn read_some(stream: &TcpStream, buf: &mut Vec<u8>) -> std::io::Result
 /// Waits until `stream` is readable. Through the socket's one reader slot
 /// (`poll_read_ready`), not `TcpStream::readable`, whose future joins a list of waiters under a
 /// lock when it waits and again when it is dropped; each socket here has one reader at a time.
-pub async fn readable(stream: &TcpStream) -> std::io::Result<()> {
+async fn readable(stream: &TcpStream) -> std::io::Result<()> {
     std::future::poll_fn(|cx| stream.poll_read_ready(cx)).await
 }
 

@@ -51,6 +51,14 @@ impl DateCache {
     }
 }
 
+/// Appends one header line, `name: value` and CRLF.
+pub fn push_header(out: &mut Vec<u8>, name: &str, value: &[u8]) {
+    out.extend_from_slice(name.as_bytes());
+    out.extend_from_slice(b": ");
+    out.extend_from_slice(value);
+    out.extend_from_slice(b"\r\n");
+}
+
 /// Writes the head of an answer. `length` is the body length (with `has_body`); `chunked`
 /// announces a chunked body instead.
 pub fn head<'h>(
@@ -73,10 +81,7 @@ pub fn head<'h>(
     out.extend_from_slice(reason.as_bytes());
     out.extend_from_slice(b"\r\n");
     for (name, value) in headers {
-        out.extend_from_slice(name.as_bytes());
-        out.extend_from_slice(b": ");
-        out.extend_from_slice(value);
-        out.extend_from_slice(b"\r\n");
+        push_header(out, name, value);
     }
     if has_body(status) {
         match length {

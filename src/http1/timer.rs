@@ -22,12 +22,8 @@ impl Default for LazyTimer {
 }
 
 impl LazyTimer {
-    /// Completes at `deadline` (not before).
-    pub async fn until(&mut self, deadline: Instant) {
-        std::future::poll_fn(|cx| self.poll_until(cx, deadline)).await
-    }
-
-    /// `until` as a poll, for futures written by hand (`Exchange::within`).
+    /// Ready at `deadline` (not before); polled by the connection's waits, which race it
+    /// against a read or a call.
     pub fn poll_until(&mut self, cx: &mut Context<'_>, deadline: Instant) -> Poll<()> {
         loop {
             if self.sleep.deadline() > deadline || self.sleep.is_elapsed() {
@@ -45,6 +41,12 @@ impl LazyTimer {
 mod tests {
     use super::*;
     use std::time::Duration;
+
+    impl LazyTimer {
+        async fn until(&mut self, deadline: Instant) {
+            std::future::poll_fn(|cx| self.poll_until(cx, deadline)).await
+        }
+    }
 
     #[tokio::test(start_paused = true)]
     async fn waits_for_its_own_deadline_whatever_was_armed_before() {

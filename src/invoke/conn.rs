@@ -108,12 +108,7 @@ impl Conn {
         body: &[u8],
         max_reply: usize,
     ) -> Result<Reply, Failure> {
-        // The head is written into the connection's buffer, free until the reply is read.
-        self.buf.clear();
-        write_head(&mut self.buf);
-        let sent = write_all2(&mut self.stream, &self.buf, body).await;
-        self.buf.clear();
-        sent.map_err(|e| Failure::BeforeReply(format!("sending the request: {e}")))?;
+        self.send(write_head, body).await?;
         let reply = self.read_head(Want::Status).await?;
         self.consume_head(&reply);
         let mut reader = BodyReader::new(reply.framing);
@@ -145,11 +140,18 @@ impl Conn {
         })
     }
 
-    pub async fn send(&mut self, head: &[u8], body: &[u8]) -> Result<(), Failure> {
+    /// Sends the head `write_head` writes, then `body`, in one `writev`. The head is written
+    /// into the connection's buffer, which is free until the reply is read.
+    pub async fn send(
+        &mut self,
+        write_head: impl FnOnce(&mut Vec<u8>),
+        body: &[u8],
+    ) -> Result<(), Failure> {
         self.buf.clear();
-        write_all2(&mut self.stream, head, body)
-            .await
-            .map_err(|e| Failure::BeforeReply(format!("sending the request: {e}")))
+        write_head(&mut self.buf);
+        let sent = write_all2(&mut self.stream, &self.buf, body).await;
+        self.buf.clear();
+        sent.map_err(|e| Failure::BeforeReply(format!("sending the request: {e}")))
     }
 
     /// Reads more bytes into the buffer; `Ok(0)` at end of stream.
