@@ -6,8 +6,9 @@
 //!     cargo bench --bench load         # the same, without nginx unless it is installed
 //!
 //! Environment: FNGATE_BENCH_SECS (10), FNGATE_BENCH_RUNS (3), FNGATE_BENCH_CONNECTIONS (64),
-//! FNGATE_BENCH_LOG=1 keeps fngate's access log on. Under `cargo test` it runs a short smoke
-//! version, to keep the harness working.
+//! FNGATE_BENCH_LOG=1 keeps fngate's access log on, FNGATE_BENCH_COMPARE=<path to another fngate
+//! binary> adds its event route as a further target (two builds measured in one run). Under
+//! `cargo test` it runs a short smoke version, to keep the harness working.
 
 mod support;
 use std::net::SocketAddr;
@@ -55,19 +56,19 @@ fn pinned(mut cmd: Command, cpu: Option<usize>) -> Child {
     cmd.spawn().expect("start server")
 }
 
-fn start_fngate(dir: &Path, stub: SocketAddr, cpu: Option<usize>) -> Server {
+fn start_fngate(binary: &Path, dir: &Path, stub: SocketAddr, cpu: Option<usize>) -> Server {
     let port = free_port();
     let yaml = format!(
         "server:\n  listen: [\"127.0.0.1:{port}\"]\n  threads: 1\n  grace_period: 0s\n  keepalive_timeout: 600s\nfunctions:\n  stub:\n    endpoints: [\"http://{stub}/invoke\"]\n    timeout: 10s\napis:\n  - id: bench\n    stage: test\n    routes:\n      - path: /users/{{id}}\n        methods: [GET]\n        function: stub\n      - path: /pass/{{*rest}}\n        upstream: http://{stub}\n"
     );
-    let conf = dir.join("fngate.yaml");
+    let conf = dir.join(format!("fngate-{port}.yaml"));
     std::fs::write(&conf, yaml).unwrap();
     let log = if env_or("FNGATE_BENCH_LOG", 0) == 1 {
         "info"
     } else {
         "warn"
     };
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_fngate"));
+    let mut cmd = Command::new(binary);
     cmd.arg("-c")
         .arg(&conf)
         .env("RUST_LOG", log)
@@ -241,7 +242,9 @@ fn main() {
 
     let dir = std::env::temp_dir().join(format!("fngate-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let fngate = start_fngate(&dir, stub, server_cpu);
+    let fngate = start_fngate(Path::new(env!("CARGO_BIN_EXE_fngate")), &dir, stub, server_cpu);
+    let other = std::env::var_os("FNGATE_BENCH_COMPARE")
+        .map(|bin| start_fngate(Path::new(&bin), &dir, stub, server_cpu));
     let nginx = start_nginx(&dir, stub, server_cpu);
 
     println!("fngate load benchmark: {conns} keep-alive connections, {}s per run after {}s warm-up, median of {runs} run(s)", secs.as_secs_f64(), warmup.as_secs_f64());
@@ -272,6 +275,14 @@ fn main() {
             pid: Some(fngate.child.id()),
         },
     ];
+    if let Some(o) = &other {
+        targets.push(Target {
+            name: "other fngate event route",
+            addr: o.addr,
+            path: EVENT_PATH,
+            pid: Some(o.child.id()),
+        });
+    }
     if let Some(n) = &nginx {
         targets.push(Target {
             name: "nginx proxy",

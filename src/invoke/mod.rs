@@ -39,7 +39,8 @@ pub struct Invocation {
 struct EndpointState {
     addr: SocketAddr,
     authority: String,
-    path: String,
+    /// The request head up to the Content-Length value, written out at load.
+    head_start: Vec<u8>,
     /// Milliseconds since the invoker's epoch until which the endpoint is skipped.
     down_until: AtomicU64,
 }
@@ -47,6 +48,8 @@ struct EndpointState {
 /// One function's endpoints and balancing state.
 pub struct FunctionClient {
     name: String,
+    /// The head's lines from the function's name to the deadline value, written out at load.
+    head_function: Vec<u8>,
     endpoints: Vec<EndpointState>,
     next: AtomicUsize,
     max_reply_bytes: usize,
@@ -60,12 +63,21 @@ impl FunctionClient {
             .map(|e| EndpointState {
                 addr: e.addr,
                 authority: e.authority.clone(),
-                path: e.path_and_query.clone(),
+                head_start: format!(
+                    "POST {} HTTP/1.1\r\nhost: {}\r\ncontent-type: application/json\r\ncontent-length: ",
+                    e.path_and_query, e.authority
+                )
+                .into_bytes(),
                 down_until: AtomicU64::new(0),
             })
             .collect();
         FunctionClient {
             name: f.name.clone(),
+            head_function: format!(
+                "\r\nx-fngate-function: {}\r\nx-fngate-deadline-ms: ",
+                f.name
+            )
+            .into_bytes(),
             endpoints,
             next: AtomicUsize::new(0),
             max_reply_bytes: f.max_reply_bytes,
@@ -236,7 +248,8 @@ impl Invoker {
     }
 }
 
-/// Writes the request head (values are checked at config load; ids are ours).
+/// Writes the request head (values are checked at config load; ids are ours): two pieces
+/// written out at load, with the length, request id and deadline between them.
 fn write_request_head(
     h: &mut Vec<u8>,
     f: &FunctionClient,
@@ -245,27 +258,13 @@ fn write_request_head(
     request_id: &str,
     deadline_ms: u64,
 ) {
-    let parts: [&[u8]; 13] = [
-        b"POST ",
-        ep.path.as_bytes(),
-        b" HTTP/1.1\r\nhost: ",
-        ep.authority.as_bytes(),
-        b"\r\ncontent-type: application/json\r\ncontent-length: ",
-        &[],
-        b"\r\nx-jdcloud-request-id: ",
-        request_id.as_bytes(),
-        b"\r\nx-fngate-function: ",
-        f.name.as_bytes(),
-        b"\r\nx-fngate-deadline-ms: ",
-        &[],
-        b"\r\n\r\n",
-    ];
-    h.reserve(parts.iter().map(|p| p.len()).sum::<usize>() + 40);
-    for (i, part) in parts.iter().enumerate() {
-        match i {
-            5 => push_decimal(h, len as u64),
-            11 => push_decimal(h, deadline_ms),
-            _ => h.extend_from_slice(part),
-        }
-    }
+    const ID: &[u8] = b"\r\nx-jdcloud-request-id: ";
+    h.reserve(ep.head_start.len() + ID.len() + request_id.len() + f.head_function.len() + 48);
+    h.extend_from_slice(&ep.head_start);
+    push_decimal(h, len as u64);
+    h.extend_from_slice(ID);
+    h.extend_from_slice(request_id.as_bytes());
+    h.extend_from_slice(&f.head_function);
+    push_decimal(h, deadline_ms);
+    h.extend_from_slice(b"\r\n\r\n");
 }
