@@ -242,7 +242,12 @@ fn main() {
 
     let dir = std::env::temp_dir().join(format!("fngate-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let fngate = start_fngate(Path::new(env!("CARGO_BIN_EXE_fngate")), &dir, stub, server_cpu);
+    let fngate = start_fngate(
+        Path::new(env!("CARGO_BIN_EXE_fngate")),
+        &dir,
+        stub,
+        server_cpu,
+    );
     let other = std::env::var_os("FNGATE_BENCH_COMPARE")
         .map(|bin| start_fngate(Path::new(&bin), &dir, stub, server_cpu));
     let nginx = start_nginx(&dir, stub, server_cpu);

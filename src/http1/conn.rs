@@ -443,7 +443,12 @@ impl<'c> Exchange<'c> {
         let timeout = self.settings.read_timeout;
         match self.conn.fill(&mut None, timeout).await {
             Ok(n) if n > 0 => Ok(()),
-            Err(e) if e.kind() == std::io::ErrorKind::TimedOut => Err(BodyError::TimedOut),
+            Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {
+                // The 408 closes the connection: draining the rest of a stalled body would
+                // wait out `read_timeout` a second time.
+                self.keep_alive = false;
+                Err(BodyError::TimedOut)
+            }
             _ => Err(BodyError::Closed),
         }
     }
