@@ -173,6 +173,32 @@ fn median_by_rps(mut rows: Vec<Row>) -> Row {
     rows.swap_remove(mid)
 }
 
+/// For each target, its ratios to nginx's row of the same run, as table lines: the VM drifts
+/// between runs more than between targets measured back to back within one.
+fn ratio_spread(targets: &[Target], results: &[Vec<Row>]) -> Vec<String> {
+    let Some(n) = targets.iter().position(|t| t.name == "nginx proxy") else {
+        return Vec::new();
+    };
+    let summary = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        let (lo, mid, hi) = (v[0], v[v.len() / 2], v[v.len() - 1]);
+        format!("{mid:.2}× [{lo:.2} – {hi:.2}]")
+    };
+    let nginx = &results[n];
+    targets
+        .iter()
+        .zip(results)
+        .filter(|(t, r)| t.name != "nginx proxy" && !r.is_empty())
+        .map(|(t, rows)| {
+            let rps = rows.iter().zip(nginx).map(|(r, g)| r.rps / g.rps);
+            let p99 = rows.iter().zip(nginx);
+            let p99 = p99.map(|(r, g)| r.p99 as f64 / g.p99.max(1) as f64);
+            let (rps, p99) = (summary(rps.collect()), summary(p99.collect()));
+            format!("| {} | {rps} | {p99} |", t.name)
+        })
+        .collect()
+}
+
 /// Opens `n` connections, each answered once and then left idle; returns them.
 fn idle_clients(addr: SocketAddr, n: usize) -> Vec<std::net::TcpStream> {
     use std::io::{Read, Write};
@@ -260,6 +286,12 @@ fn main() {
         |v| v.split(',').map(str::to_owned).collect(),
     );
     let wanted = |name: &str| only.is_empty() || only.iter().any(|w| name.contains(w.as_str()));
+    let serving = |name, server: &Server, path| Target {
+        name,
+        addr: server.addr,
+        path,
+        pid: Some(server.child.id()),
+    };
     let mut targets = vec![
         Target {
             name: "stub, direct",
@@ -267,35 +299,16 @@ fn main() {
             path: EVENT_PATH,
             pid: None,
         },
-        Target {
-            name: "fngate event route",
-            addr: fngate.addr,
-            path: EVENT_PATH,
-            pid: Some(fngate.child.id()),
-        },
-        Target {
-            name: "fngate pass-through",
-            addr: fngate.addr,
-            path: PASS_PATH,
-            pid: Some(fngate.child.id()),
-        },
+        serving("fngate event route", &fngate, EVENT_PATH),
+        serving("fngate pass-through", &fngate, PASS_PATH),
     ];
-    if let Some(o) = &other {
-        targets.push(Target {
-            name: "other fngate event route",
-            addr: o.addr,
-            path: EVENT_PATH,
-            pid: Some(o.child.id()),
-        });
-    }
-    if let Some(n) = &nginx {
-        targets.push(Target {
-            name: "nginx proxy",
-            addr: n.addr,
-            path: EVENT_PATH,
-            pid: Some(n.child.id()),
-        });
-    }
+    let other = other.as_ref();
+    targets.extend(other.map(|o| serving("other fngate event route", o, EVENT_PATH)));
+    targets.extend(
+        nginx
+            .as_ref()
+            .map(|n| serving("nginx proxy", n, EVENT_PATH)),
+    );
     targets.retain(|t| wanted(t.name));
     let shape = Shape {
         conns,
@@ -308,6 +321,7 @@ fn main() {
             results[i].push(measure(&rt, t, &shape));
         }
     }
+    let spread = ratio_spread(&targets, &results);
     let rows: Vec<Row> = results
         .into_iter()
         .filter(|r| !r.is_empty())
@@ -334,6 +348,15 @@ fn main() {
     }
     if nginx.is_none() {
         println!("(nginx is not installed: benches/load.sh installs it from Debian's packages)");
+    }
+    if !spread.is_empty() {
+        println!();
+        println!("Ratios to nginx within each run (targets measured back to back), median [lowest – highest] of {runs} run(s):");
+        println!("| target | req/s vs nginx | p99 vs nginx |");
+        println!("|---|---:|---:|");
+        for line in spread {
+            println!("{line}");
+        }
     }
 
     let pid = fngate.child.id();
