@@ -302,8 +302,8 @@ fn main() {
         serving("fngate event route", &fngate, EVENT_PATH),
         serving("fngate pass-through", &fngate, PASS_PATH),
     ];
-    let other = other.as_ref();
-    targets.extend(other.map(|o| serving("other fngate event route", o, EVENT_PATH)));
+    let compared = other.as_ref();
+    targets.extend(compared.map(|o| serving("other fngate event route", o, EVENT_PATH)));
     targets.extend(
         nginx
             .as_ref()
