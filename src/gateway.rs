@@ -17,6 +17,7 @@ use crate::proxy;
 use crate::routing::Lookup;
 use crate::snapshot::Snapshot;
 use crate::text;
+use crate::workers::Workers;
 use arc_swap::ArcSwap;
 use async_trait::async_trait;
 use pingora::apps::ServerApp;
@@ -35,6 +36,7 @@ pub struct Gateway {
     oss_stats: Arc<Stats>,
     oss_queue: Option<Arc<AsyncDelivery>>,
     settings: http1::Settings,
+    workers: Arc<Workers>,
 }
 
 /// What the access log says about a request.
@@ -61,6 +63,7 @@ impl Gateway {
         pool_size: usize,
         oss_stats: Arc<Stats>,
         oss_queue: Option<Arc<AsyncDelivery>>,
+        workers: Arc<Workers>,
     ) -> Gateway {
         let server = &state.load().config.server;
         let settings = http1::Settings {
@@ -74,6 +77,7 @@ impl Gateway {
             oss_stats,
             oss_queue,
             settings,
+            workers,
         }
     }
 
@@ -338,10 +342,21 @@ impl ServerApp for Gateway {
         stream: Stream,
         shutdown: &ShutdownWatch,
     ) -> Option<Stream> {
-        match http1::take_tcp(stream) {
-            Some(tcp) => http1::serve(tcp, self.as_ref(), &self.settings, shutdown).await,
-            None => tracing::warn!("dropped a connection that is not a TCP stream"),
-        }
+        let Some(tcp) = http1::take_tcp(stream) else {
+            tracing::warn!("dropped a connection that is not a TCP stream");
+            return None;
+        };
+        let gateway = self.clone();
+        let shutdown = shutdown.clone();
+        // Served on a worker (`workers`); this task, pingora's, waits for it, so that pingora's
+        // graceful shutdown still waits for the connection.
+        let served = self.workers.spawn(async move {
+            match tokio::net::TcpStream::from_std(tcp) {
+                Ok(tcp) => http1::serve(tcp, &*gateway, &gateway.settings, &shutdown).await,
+                Err(e) => tracing::warn!("dropped a connection that could not be registered: {e}"),
+            }
+        });
+        let _ = served.await;
         None
     }
 }

@@ -23,3 +23,4 @@ pub mod server;
 pub mod snapshot;
 pub mod supervisor;
 pub mod text;
+pub mod workers;

@@ -11,6 +11,7 @@ use crate::oss::stats::Stats;
 use crate::oss::worker::AsyncDelivery;
 use crate::snapshot::Snapshot;
 use crate::supervisor::Supervisor;
+use crate::workers::Workers;
 use arc_swap::ArcSwap;
 use async_trait::async_trait;
 use pingora::listeners::{L4BufferSettings, ListenerConfig};
@@ -33,20 +34,23 @@ fn check_listeners(config: &Config) -> Result<(), String> {
     Ok(())
 }
 
-/// Starts the supervised functions and builds the server; nothing listens until it runs.
-fn build(mut config: Config) -> Result<(Server, Supervisor), String> {
+/// Starts the supervised functions and the worker threads and builds the server; nothing
+/// listens until it runs.
+fn build(mut config: Config) -> Result<(Server, Supervisor, Arc<Workers>), String> {
     check_listeners(&config)?;
     let supervisor = Supervisor::start(&mut config)?;
     let threads = config.server.threads;
+    let workers = Workers::start(threads).map_err(|e| format!("cannot start workers: {e}"))?;
+    let workers = Arc::new(workers);
     let conf = ServerConf {
-        threads,
+        // pingora's runtimes only accept (and serve the admin port); connections are served
+        // on the gateway's own workers (`workers.rs`).
+        threads: 1,
         // pingora's default grace period is 300 s; ours comes from the config.
         grace_period_seconds: Some(config.server.grace_period.as_secs_f64().ceil() as u64),
         graceful_shutdown_timeout_seconds: Some(1),
-        // One work-stealing runtime for the service (pingora's default, kept explicit): the
-        // invoker's pooled connections belong to the runtime that opened them.
         work_stealing: true,
-        upstream_keepalive_pool_size: POOL_PER_THREAD * threads,
+        upstream_keepalive_pool_size: POOL_PER_THREAD,
         ..ServerConf::default()
     };
     let listen = config.server.listen.clone();
@@ -75,7 +79,13 @@ fn build(mut config: Config) -> Result<(Server, Supervisor), String> {
         service.add_tcp(&addr.to_string());
         service
     });
-    let gateway = Gateway::new(state, POOL_PER_THREAD * threads, oss_stats, oss_queue);
+    let gateway = Gateway::new(
+        state,
+        POOL_PER_THREAD,
+        oss_stats,
+        oss_queue,
+        workers.clone(),
+    );
     let mut service = pingora::services::listening::Service::new("fngate".into(), gateway);
     for addr in &listen {
         // The gateway takes each accepted socket out of pingora's stream at once (`http1`), so
@@ -87,14 +97,15 @@ fn build(mut config: Config) -> Result<(Server, Supervisor), String> {
     if let Some(admin) = admin {
         server.add_service(admin);
     }
-    Ok((server, supervisor))
+    Ok((server, supervisor, workers))
 }
 
 /// Runs until the process gets SIGTERM (graceful, `server.grace_period`), SIGINT (fast) or
 /// SIGQUIT (graceful upgrade).
 pub fn run_forever(config: Config) -> Result<(), String> {
-    let (server, supervisor) = build(config)?;
+    let (server, supervisor, workers) = build(config)?;
     server.run(RunArgs::default());
+    workers.stop();
     supervisor.stop();
     Ok(())
 }
@@ -121,10 +132,11 @@ impl ShutdownSignalWatch for StopWatch {
 
 /// Runs on the calling thread until `stopper.stop()`.
 pub fn run_until(config: Config, stopper: &Stopper) -> Result<(), String> {
-    let (server, supervisor) = build(config)?;
+    let (server, supervisor, workers) = build(config)?;
     server.run(RunArgs {
         shutdown_signal: Box::new(StopWatch(stopper.0.clone())),
     });
+    workers.stop();
     supervisor.stop();
     Ok(())
 }

@@ -12,6 +12,7 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
+use std::thread::ThreadId;
 use std::time::{Duration, Instant};
 
 /// How long an endpoint that refused a connection is skipped.
@@ -93,17 +94,20 @@ enum Failure {
     TooLarge(usize),
 }
 
-/// Calls functions; owns the idle connections, which belong to the runtime it runs on.
+/// Calls functions; owns the idle connections.
 pub struct Invoker {
-    /// Keyed with foldhash: SipHash cost 225 instructions a lookup, two a call, and the keys
-    /// are the config's own addresses (nothing for a client to collide).
-    idle: Mutex<HashMap<SocketAddr, Vec<Conn>, foldhash::fast::RandomState>>,
+    /// Per thread and backend address: a connection's readiness comes from the I/O driver of
+    /// the runtime that opened it, and the gateway's runtimes are one per thread (`workers`),
+    /// so a connection is reused only on the thread that opened it. Keyed with foldhash:
+    /// SipHash cost 225 instructions a lookup, two a call, and the keys are the config's own
+    /// addresses (nothing for a client to collide).
+    idle: Mutex<HashMap<(ThreadId, SocketAddr), Vec<Conn>, foldhash::fast::RandomState>>,
     max_idle: usize,
     epoch: Instant,
 }
 
 impl Invoker {
-    /// `max_idle`: idle connections kept per backend address.
+    /// `max_idle`: idle connections kept per thread and backend address.
     pub fn new(max_idle: usize) -> Invoker {
         Invoker {
             idle: Mutex::new(HashMap::default()),
@@ -187,8 +191,9 @@ impl Invoker {
 
     /// A pooled connection not idle for too long, if there is one.
     pub(crate) fn take_idle(&self, addr: SocketAddr) -> Option<Conn> {
+        let key = (std::thread::current().id(), addr);
         let mut idle = self.idle.lock().ok()?;
-        let list = idle.get_mut(&addr)?;
+        let list = idle.get_mut(&key)?;
         while let Some(conn) = list.pop() {
             if conn.idle_since.elapsed() < POOL_IDLE_TIMEOUT {
                 return Some(conn);
@@ -200,7 +205,7 @@ impl Invoker {
     pub(crate) fn put_idle(&self, addr: SocketAddr, mut conn: Conn) {
         conn.idle_since = Instant::now();
         if let Ok(mut idle) = self.idle.lock() {
-            let list = idle.entry(addr).or_default();
+            let list = idle.entry((std::thread::current().id(), addr)).or_default();
             if list.len() < self.max_idle {
                 list.push(conn);
             }
