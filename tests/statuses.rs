@@ -167,6 +167,24 @@ fn stale_pooled_connections_are_retried_on_a_fresh_one() {
 }
 
 #[test]
+fn each_worker_reuses_its_own_function_connection() {
+    // The test gateway has two workers (`threads: 2`); client connections are dealt to them in
+    // turn, and a pooled connection to a function is reused only on the worker that opened it
+    // (its readiness comes from that worker's runtime). Requests go one at a time, so each
+    // worker needs one connection: two in all, whichever clients each worker got.
+    let f = FakeFunction::start(|_| Scripted::ok(OK));
+    let g = Gateway::start(&function_config(&f.url(), "", routes()));
+    let mut clients: Vec<Client> = (0..8).map(|_| g.client()).collect();
+    for round in 0..3 {
+        for (i, c) in clients.iter_mut().enumerate() {
+            assert_eq!(c.get("/items/1").status, 200, "round {round}, client {i}");
+        }
+    }
+    assert_eq!(f.events().len(), 24);
+    assert_eq!(f.connections(), 2, "one pooled connection a worker, reused");
+}
+
+#[test]
 fn thousand_requests_over_hundred_connections_all_correct_and_pooled() {
     let f = FakeFunction::start(|rec| {
         let id = rec.json()["detail"]["pathParameters"]["id"]
