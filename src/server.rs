@@ -49,8 +49,6 @@ fn build(mut config: Config) -> Result<(Server, Supervisor, Arc<Workers>), Strin
         // pingora's default grace period is 300 s; ours comes from the config.
         grace_period_seconds: Some(config.server.grace_period.as_secs_f64().ceil() as u64),
         graceful_shutdown_timeout_seconds: Some(1),
-        work_stealing: true,
-        upstream_keepalive_pool_size: POOL_PER_THREAD,
         ..ServerConf::default()
     };
     let listen = config.server.listen.clone();

@@ -2,8 +2,9 @@
 //!
 //! pingora still owns listening (bind, accept, graceful upgrade with fd passing, shutdown);
 //! each accepted TCP connection is taken out of pingora's `Stream` as a plain `TcpStream`,
-//! registered with one of the gateway's worker runtimes (`workers`) and served here: `head` parses request heads, `conn` runs the connection
-//! (keep-alive, pipelining, bodies, timeouts, limits) and `response` writes answer heads.
+//! registered with one of the gateway's worker runtimes (`workers`) and served here: `head`
+//! parses request heads, `conn` runs the connection (keep-alive, pipelining, bodies, timeouts,
+//! limits) and `response` writes answer heads.
 
 pub mod conn;
 pub mod head;
