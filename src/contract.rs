@@ -516,6 +516,33 @@ mod tests {
             let raw: &RawValue = serde_json::from_str(&literal).unwrap();
             assert_eq!(json_string(raw).unwrap(), text);
         }
+        // Every escape at every offset in a word, before and after plain runs of 8 or more.
+        for special in [
+            "\"",
+            "\\",
+            "\n",
+            "\u{1}",
+            "é",
+            "😀",
+            "\\u00e9",
+            "\\ud83d\\ude00",
+        ] {
+            for at in 0..20 {
+                let text = format!(
+                    "{}{special}{}{special}",
+                    "a".repeat(at),
+                    "b".repeat(19 - at)
+                );
+                let literal = match special.starts_with("\\u") {
+                    // A `\u` escape written as such, not produced by serde_json.
+                    true => format!("\"{text}\""),
+                    false => serde_json::to_string(&text).unwrap(),
+                };
+                let raw: &RawValue = serde_json::from_str(&literal).unwrap();
+                let expected: String = serde_json::from_str(&literal).unwrap();
+                assert_eq!(json_string(raw).unwrap(), expected, "{literal}");
+            }
+        }
         let escaped = r#""\u00e9\u4E2D\ud83d\ude00\/""#;
         let raw: &RawValue = serde_json::from_str(escaped).unwrap();
         assert_eq!(json_string(raw).unwrap(), "é中😀/");
