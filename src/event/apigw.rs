@@ -325,6 +325,34 @@ mod tests {
     use super::*;
 
     #[test]
+    fn hop_by_hop_names_in_any_case() {
+        for name in [
+            "connection",
+            "Keep-Alive",
+            "TE",
+            "trailer",
+            "Transfer-Encoding",
+            "UPGRADE",
+            "proxy-authorization",
+            "Proxy-Connection",
+        ] {
+            assert!(is_hop_by_hop(name), "{name}");
+        }
+        for name in [
+            "content-type",
+            "tea",
+            "t",
+            "upgrades",
+            "trailers",
+            "proxy",
+            "x-te",
+            "",
+        ] {
+            assert!(!is_hop_by_hop(name), "{name}");
+        }
+    }
+
+    #[test]
     fn plain_queries_are_written_as_the_parsed_path_writes_them() {
         let plain = [
             "lang=zh&page=2",
