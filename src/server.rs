@@ -101,8 +101,14 @@ fn build(mut config: Config) -> Result<(Server, Supervisor, Arc<Workers>), Strin
 /// Runs until the process gets SIGTERM (graceful, `server.grace_period`), SIGINT (fast) or
 /// SIGQUIT (graceful upgrade).
 pub fn run_forever(config: Config) -> Result<(), String> {
+    run(config, RunArgs::default())
+}
+
+/// Builds, runs until pingora's shutdown is over, then stops what pingora does not own: the
+/// workers (whatever still runs on them is dropped) and the supervised functions.
+fn run(config: Config, args: RunArgs) -> Result<(), String> {
     let (server, supervisor, workers) = build(config)?;
-    server.run(RunArgs::default());
+    server.run(args);
     workers.stop();
     supervisor.stop();
     Ok(())
@@ -130,11 +136,6 @@ impl ShutdownSignalWatch for StopWatch {
 
 /// Runs on the calling thread until `stopper.stop()`.
 pub fn run_until(config: Config, stopper: &Stopper) -> Result<(), String> {
-    let (server, supervisor, workers) = build(config)?;
-    server.run(RunArgs {
-        shutdown_signal: Box::new(StopWatch(stopper.0.clone())),
-    });
-    workers.stop();
-    supervisor.stop();
-    Ok(())
+    let shutdown_signal = Box::new(StopWatch(stopper.0.clone()));
+    run(config, RunArgs { shutdown_signal })
 }
