@@ -44,6 +44,10 @@ pub enum GatewayError {
     },
     /// The OSS bridge could not store the events (disk trouble); the sender should retry.
     QueueUnavailable(String),
+    /// The listeners hold `server.max_connections` client connections already.
+    TooManyConnections {
+        limit: usize,
+    },
 }
 
 impl GatewayError {
@@ -65,6 +69,7 @@ impl GatewayError {
             Self::Forbidden => 403,
             Self::BadNotification(_) => 400,
             Self::QueueFull { .. } | Self::QueueUnavailable(_) => 503,
+            Self::TooManyConnections { .. } => 503,
         }
     }
 
@@ -88,6 +93,7 @@ impl GatewayError {
             Self::BadNotification(_) => "BAD_NOTIFICATION",
             Self::QueueFull { .. } => "QUEUE_FULL",
             Self::QueueUnavailable(_) => "QUEUE_UNAVAILABLE",
+            Self::TooManyConnections { .. } => "TOO_MANY_CONNECTIONS",
         }
     }
 
@@ -100,7 +106,7 @@ impl GatewayError {
             }
             Self::BadRequest(why) => why.clone(),
             Self::HeaderTooLarge => format!(
-                "the request head is larger than {} KiB or has more than {} lines",
+                "the request head (or its chunked trailers) is larger than {} KiB or has more than {} lines",
                 crate::http1::head::MAX_HEAD / 1024,
                 crate::http1::head::MAX_HEADERS
             ),
@@ -137,6 +143,9 @@ impl GatewayError {
                 format!("the delivery queue is full; retry in {retry_after} s")
             }
             Self::QueueUnavailable(why) => format!("the events could not be stored: {why}"),
+            Self::TooManyConnections { limit } => {
+                format!("the gateway holds its limit of {limit} client connections; retry later")
+            }
         }
     }
 
@@ -159,6 +168,7 @@ impl GatewayError {
             Self::Forbidden => "forbidden",
             Self::BadNotification(_) => "bad notification",
             Self::QueueFull { .. } | Self::QueueUnavailable(_) => "service unavailable",
+            Self::TooManyConnections { .. } => "service unavailable",
         }
     }
 
@@ -176,6 +186,7 @@ impl GatewayError {
                 headers.push(("Retry-After", retry_after.to_string()))
             }
             Self::QueueUnavailable(_) => headers.push(("Retry-After", "5".into())),
+            Self::TooManyConnections { .. } => headers.push(("Retry-After", "1".into())),
             _ => {}
         }
         headers.push(("x-jdcloud-request-id", request_id.to_owned()));

@@ -27,6 +27,7 @@ use smallvec::SmallVec;
 use std::borrow::Cow;
 use std::net::SocketAddr;
 use std::ops::Range;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -37,6 +38,27 @@ pub struct Gateway {
     oss_queue: Option<Arc<AsyncDelivery>>,
     settings: http1::Settings,
     workers: Arc<Workers>,
+    /// Client connections open now, and how many may be (`server.max_connections`).
+    open: Arc<AtomicUsize>,
+    max_connections: usize,
+}
+
+/// One place among the open connections, given back when the connection ends.
+struct Slot(Arc<AtomicUsize>);
+
+impl Slot {
+    fn take(open: &Arc<AtomicUsize>, max: usize) -> Option<Slot> {
+        let taken = open.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+            (n < max).then_some(n + 1)
+        });
+        taken.ok().map(|_| Slot(open.clone()))
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 /// What the access log says about a request.
@@ -70,10 +92,13 @@ impl Gateway {
             keepalive_timeout: server.keepalive_timeout,
             keepalive_requests: server.keepalive_requests,
             read_timeout: server.read_timeout,
+            send_timeout: server.send_timeout,
         };
         Gateway {
+            invoker: Invoker::new(pool_size, server.send_timeout),
+            max_connections: server.max_connections,
+            open: Arc::new(AtomicUsize::new(0)),
             state,
-            invoker: Invoker::new(pool_size),
             oss_stats,
             oss_queue,
             settings,
@@ -259,11 +284,16 @@ fn header_map<'h>(headers: impl Iterator<Item = (&'h str, &'h [u8])>) -> http::H
     map
 }
 
-/// Reads the whole body within `limit` (413 above it, before anything is called).
+/// Reads the whole body within `limit` (413 above it, before anything is called; the
+/// connection closes after a 413, as nginx's does).
 async fn read_body(x: &mut Exchange<'_>, limit: usize) -> Result<(), GatewayError> {
     x.read_body(limit).await.map_err(|e| match e {
-        BodyError::TooLarge => GatewayError::PayloadTooLarge { limit },
+        BodyError::TooLarge => {
+            x.keep_alive = false;
+            GatewayError::PayloadTooLarge { limit }
+        }
         BodyError::Malformed => GatewayError::BadRequest("malformed chunked request body".into()),
+        BodyError::TrailersTooLarge => GatewayError::HeaderTooLarge,
         BodyError::TimedOut => GatewayError::RequestTimeout,
         BodyError::Closed => GatewayError::ClientClosed,
     })
@@ -322,6 +352,23 @@ impl http1::Handler for Gateway {
             HeadError::TooLarge => GatewayError::HeaderTooLarge,
             HeadError::UnsupportedCoding => GatewayError::UnsupportedCoding,
         };
+        self.refuse_with(err, peer)
+    }
+}
+
+impl Gateway {
+    /// A connection over `server.max_connections`: a 503 at once, rather than a client left
+    /// waiting on a gateway out of descriptors.
+    async fn turn_away(&self, tcp: tokio::net::TcpStream, shutdown: &ShutdownWatch) {
+        let err = GatewayError::TooManyConnections {
+            limit: self.max_connections,
+        };
+        let answer = self.refuse_with(err, tcp.peer_addr().ok());
+        http1::turn_away(tcp, &answer, &self.settings, shutdown).await;
+    }
+
+    /// The answer to a connection or head refused before routing, logged.
+    fn refuse_with(&self, err: GatewayError, peer: Option<SocketAddr>) -> Answer {
         let request_id = uuid::Uuid::new_v4().to_string();
         tracing::info!(
             target: "fngate::access",
@@ -348,12 +395,20 @@ impl ServerApp for Gateway {
         };
         let gateway = self.clone();
         let shutdown = shutdown.clone();
+        let slot = Slot::take(&self.open, self.max_connections);
         // Served on a worker (`workers`); this task, pingora's, waits for it, so that pingora's
         // graceful shutdown still waits for the connection.
         let served = self.workers.spawn(async move {
-            match tokio::net::TcpStream::from_std(tcp) {
-                Ok(tcp) => http1::serve(tcp, &*gateway, &gateway.settings, &shutdown).await,
-                Err(e) => tracing::warn!("dropped a connection that could not be registered: {e}"),
+            let tcp = match tokio::net::TcpStream::from_std(tcp) {
+                Ok(tcp) => tcp,
+                Err(e) => {
+                    tracing::warn!("dropped a connection that could not be registered: {e}");
+                    return;
+                }
+            };
+            match slot {
+                Some(_held) => http1::serve(tcp, &*gateway, &gateway.settings, &shutdown).await,
+                None => gateway.turn_away(tcp, &shutdown).await,
             }
         });
         let _ = served.await;

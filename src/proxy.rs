@@ -1,9 +1,9 @@
 //! Pass-through (`upstream:`) routes: the request goes to the upstream as it came — method,
 //! target, headers, body — minus hop-by-hop headers, with X-Forwarded-For, X-Forwarded-Proto
 //! and the request id set; the reply streams back as it arrives, re-framed for the client.
-//! Upstream connections are pooled with the function calls' (`invoke`). The caller has read
-//! the request body (within the route's limit, like nginx's `proxy_request_buffering on`), so
-//! a stale pooled connection can be retried on a fresh one.
+//! Upstream connections are pooled with the function calls' (`invoke`), under the same rules:
+//! pooled only after a reply framed exactly and read whole, reused only if nothing arrived
+//! while idle, and sent again on a fresh connection only if not one byte of it left.
 
 use crate::errors::GatewayError;
 use crate::event::apigw::HopByHop;
@@ -46,7 +46,8 @@ pub async fn forward(
     let hop = HopByHop::of(conn.header_lines(&reply));
     let headers = conn
         .header_lines(&reply)
-        .filter(|(name, _)| passes(name, &hop) && !is_framing(name))
+        // The gateway dates its answers itself (one `Date`; nginx hides the upstream's too).
+        .filter(|(name, _)| passes(name, &hop) && !is_framing(name) && !is_date(name))
         .chain([("x-jdcloud-request-id", t.request_id.as_bytes())]);
     let started = x.start_answer(reply.status, headers, length);
     conn.consume_head(&reply);
@@ -81,8 +82,8 @@ pub async fn forward(
     Ok(reply.status)
 }
 
-/// A pooled connection if there is one (retried once on a fresh one when it turns out to have
-/// been closed while idle), else a new one; the request sent and the reply head read.
+/// A pooled connection if there is one (the request sent again on a fresh one only if not one
+/// byte of it could be written), else a new one; the request sent and the reply head read.
 async fn connect_and_send(
     invoker: &Invoker,
     addr: SocketAddr,
@@ -97,11 +98,11 @@ async fn connect_and_send(
         };
         match reply {
             Ok(reply) => return Ok((conn, reply)),
-            Err(Failure::BeforeReply(_)) => {}
+            Err(Failure::NotSent(_)) => {}
             Err(other) => return Err(unreachable(other)),
         }
     }
-    let mut conn = Conn::open(addr).await.map_err(|e| {
+    let mut conn = invoker.open(addr).await.map_err(|e| {
         GatewayError::FunctionUnreachable(format!("upstream: connect to {addr}: {e}"))
     })?;
     conn.send(|b| b.extend_from_slice(head), body)
@@ -113,7 +114,7 @@ async fn connect_and_send(
 
 fn unreachable(f: Failure) -> GatewayError {
     let why = match f {
-        Failure::BeforeReply(why) | Failure::AfterReply(why) => why,
+        Failure::NotSent(why) | Failure::NoReply(why) | Failure::AfterReply(why) => why,
         Failure::TooLarge(limit) => format!("reply larger than {limit} bytes"),
     };
     GatewayError::FunctionUnreachable(format!("upstream: {why}"))
@@ -129,6 +130,10 @@ fn is_framing(name: &str) -> bool {
     name.eq_ignore_ascii_case("content-length") || name.eq_ignore_ascii_case("transfer-encoding")
 }
 
+fn is_date(name: &str) -> bool {
+    name.eq_ignore_ascii_case("date")
+}
+
 /// A HEAD reply's Content-Length, passed on as it is.
 fn declared_length(conn: &Conn, reply: &ReplyHead) -> Option<usize> {
     conn.header_lines(reply)
@@ -137,24 +142,42 @@ fn declared_length(conn: &Conn, reply: &ReplyHead) -> Option<usize> {
 }
 
 /// The request as the upstream gets it.
+/// An absolute-form target (`GET http://host/a?b`, as sent to forward proxies) goes on in
+/// origin-form (`/a?b`), with the target's authority as `Host` in place of the client's
+/// (RFC 9112 §3.2.2: the target's authority wins over `Host`).
 fn request_head(x: &Exchange<'_>, t: &Target<'_>) -> Vec<u8> {
     let mut h = Vec::with_capacity(256 + x.head.len);
     h.extend_from_slice(x.method().as_bytes());
     h.push(b' ');
-    h.extend_from_slice(x.target().as_bytes());
+    let absolute = crate::http1::head::absolute_form(x.target());
+    match absolute {
+        Some((_, rest)) if !rest.starts_with('/') => {
+            h.push(b'/');
+            h.extend_from_slice(rest.as_bytes());
+        }
+        Some((_, rest)) => h.extend_from_slice(rest.as_bytes()),
+        None => h.extend_from_slice(x.target().as_bytes()),
+    }
     h.extend_from_slice(b" HTTP/1.1\r\n");
     let hop = HopByHop::of(x.headers());
-    let mut host = false;
+    // The client's Host goes on unless the target named the authority itself.
+    let mut host_sent = false;
+    if let Some((authority, _)) = absolute {
+        push_header(&mut h, "Host", authority.as_bytes());
+        host_sent = true;
+    }
     for (name, value) in x.headers() {
-        let replaced = ["x-forwarded-for", "x-forwarded-proto"]
+        let replaced = ["x-forwarded-for", "x-forwarded-proto", "host"]
             .iter()
             .any(|r| name.eq_ignore_ascii_case(r));
-        if passes(name, &hop) && !is_framing(name) && !replaced {
-            host |= name.eq_ignore_ascii_case("host");
+        if name.eq_ignore_ascii_case("host") && !host_sent {
+            push_header(&mut h, name, value);
+            host_sent = true;
+        } else if passes(name, &hop) && !is_framing(name) && !replaced {
             push_header(&mut h, name, value);
         }
     }
-    if !host {
+    if !host_sent {
         push_header(&mut h, "Host", t.addr.to_string().as_bytes());
     }
     push_header(&mut h, "X-Forwarded-For", t.forwarded_for.as_bytes());

@@ -39,6 +39,10 @@ pub struct ServerFile {
     pub keepalive_requests: Option<Scalar<u32>>,
     /// A request head must arrive within this from its first byte; each body read too.
     pub read_timeout: Option<Dur>,
+    /// Longest wait for a client or backend to take more of what is being written.
+    pub send_timeout: Option<Dur>,
+    /// Client connections open at once on the gateway's listeners.
+    pub max_connections: Option<Scalar<usize>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -92,6 +92,8 @@ pub struct ServerSettings {
     pub keepalive_timeout: Duration,
     pub keepalive_requests: Option<u32>,
     pub read_timeout: Duration,
+    pub send_timeout: Duration,
+    pub max_connections: usize,
 }
 
 #[derive(Debug, Clone)]

@@ -173,6 +173,16 @@ fn server(file: &FileConfig, problems: &mut Problems) -> ServerSettings {
             message: "server.threads must be at least 1".into(),
         });
     }
+    let max_connections = s
+        .max_connections
+        .map_or_else(default_max_connections, |m| m.0);
+    if max_connections == 0 {
+        problems.push(Problem {
+            line: 1,
+            column: 1,
+            message: "server.max_connections must be at least 1".into(),
+        });
+    }
     ServerSettings {
         listen,
         admin_listen: s
@@ -184,7 +194,22 @@ fn server(file: &FileConfig, problems: &mut Problems) -> ServerSettings {
         keepalive_timeout: s.keepalive_timeout.map_or(Duration::from_secs(60), |d| d.0),
         keepalive_requests: s.keepalive_requests.map(|v| v.0),
         read_timeout: s.read_timeout.map_or(Duration::from_secs(60), |d| d.0),
+        send_timeout: s.send_timeout.map_or(Duration::from_secs(60), |d| d.0),
+        max_connections,
     }
+}
+
+/// Half the process's open-file limit: each client connection may hold a backend connection
+/// too, and the rest is left for listeners, the queue and the supervised functions' pipes.
+fn default_max_connections() -> usize {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes into the struct it is given.
+    let ok = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } == 0;
+    let soft = if ok { limit.rlim_cur } else { 1024 };
+    usize::try_from(soft / 2).unwrap_or(usize::MAX).max(1)
 }
 
 fn gateway(file: &FileConfig, problems: &mut Problems) -> GatewaySettings {

@@ -6,6 +6,7 @@
 //! buffer at all — it waits for readiness, not for a read into memory — and a request is read
 //! with one `recv` and answered with one `writev` in the common case.
 
+use super::chunk::{self, ChunkError};
 use super::head::{self, Framing, Head, HeadError};
 use super::io::{read_now, read_some, write_all2};
 use super::response::{self, DateCache};
@@ -37,6 +38,8 @@ pub struct Settings {
     pub keepalive_requests: Option<u32>,
     /// The head must arrive within this from its first byte; each body read too.
     pub read_timeout: Duration,
+    /// Longest wait for the client to take more of an answer (nginx's `send_timeout`).
+    pub send_timeout: Duration,
 }
 
 /// The application behind the connection.
@@ -137,14 +140,20 @@ impl Conn {
                 return Err(Stop::Quiet);
             }
         }
-        // The whole head within `read_timeout` of its first byte.
+        // The whole head within `read_timeout` of its first byte. It is parsed on its first
+        // read (garbage is refused at once), then only once its end has arrived or the buffer
+        // is full, not again on every read.
         let mut deadline = None;
+        let mut searched = 0;
         loop {
-            if !self.buf.is_empty() {
+            let len = self.buf.len();
+            let due = searched == 0 || head::has_end(&self.buf, searched) || len >= head::MAX_HEAD;
+            if len > 0 && due {
                 if let Some(head) = head::parse(&self.buf).map_err(Stop::Refuse)? {
                     return Ok(head);
                 }
             }
+            searched = len;
             match self.fill(&mut deadline, settings.read_timeout).await {
                 Ok(0) | Err(_) => return Err(Stop::Quiet),
                 Ok(_) => {}
@@ -223,6 +232,21 @@ pub async fn serve<H: Handler>(
     }
 }
 
+/// Answers a connection that will not be served (the listeners' connection limit) with
+/// `answer` before reading anything, then closes it the way a refused head is closed.
+pub async fn turn_away(
+    stream: TcpStream,
+    answer: &response::Answer,
+    settings: &Settings,
+    shutdown: &watch::Receiver<bool>,
+) {
+    let mut conn = Conn::new(stream, shutdown.clone());
+    let mut x = Exchange::new(&mut conn, Head::default(), settings);
+    x.keep_alive = false;
+    let _ = x.respond_answer(answer).await;
+    conn.linger().await;
+}
+
 /// `f`'s output, or `None` once `timer` reaches `deadline` (`f` is polled first).
 fn race<'a, F: Future>(
     mut f: Pin<&'a mut F>,
@@ -268,10 +292,19 @@ pub enum BodyError {
     TooLarge,
     /// Malformed chunked framing: 400.
     Malformed,
+    /// Chunked trailers beyond the head limits: 431.
+    TrailersTooLarge,
     /// The client stalled past `read_timeout`: 408.
     TimedOut,
     /// The client closed the connection: nothing can be answered.
     Closed,
+}
+
+fn body_error(e: ChunkError) -> BodyError {
+    match e {
+        ChunkError::Malformed => BodyError::Malformed,
+        ChunkError::TrailersTooLarge => BodyError::TrailersTooLarge,
+    }
 }
 
 /// One request and its answer.
@@ -416,7 +449,8 @@ impl<'c> Exchange<'c> {
             }
         }
         if self.head.expect_continue && self.conn.buf.len() == start {
-            let sent = write_all2(&mut self.conn.stream, b"HTTP/1.1 100 Continue\r\n\r\n", &[]);
+            let interim = b"HTTP/1.1 100 Continue\r\n\r\n";
+            let sent = write_all2(&self.conn.stream, interim, &[], self.settings.send_timeout);
             sent.await.map_err(|_| BodyError::Closed)?;
         }
         match self.head.framing {
@@ -461,13 +495,9 @@ impl<'c> Exchange<'c> {
         let mut pos = start;
         loop {
             let (skip, size) = loop {
-                match httparse::parse_chunk_size(&self.conn.buf[pos..]) {
-                    Ok(httparse::Status::Complete((skip, size))) => break (skip, size),
-                    Ok(httparse::Status::Partial) if self.conn.buf.len() - pos > 1024 => {
-                        return Err(BodyError::Malformed)
-                    }
-                    Ok(httparse::Status::Partial) => self.fill_body().await?,
-                    Err(_) => return Err(BodyError::Malformed),
+                match chunk::size_line(&self.conn.buf[pos..]).map_err(body_error)? {
+                    Some(line) => break line,
+                    None => self.fill_body().await?,
                 }
             };
             pos += skip;
@@ -497,17 +527,20 @@ impl<'c> Exchange<'c> {
         Ok(body)
     }
 
-    /// Skips trailer lines up to the blank line; returns where the request ends.
-    async fn skip_trailers(&mut self, mut pos: usize) -> Result<usize, BodyError> {
+    /// Skips the trailer section (within the head limits); returns where the request ends.
+    async fn skip_trailers(&mut self, pos: usize) -> Result<usize, BodyError> {
+        let mut searched = 0;
         loop {
-            match self.conn.buf[pos..].windows(2).position(|w| w == b"\r\n") {
-                Some(0) => return Ok(pos + 2),
-                Some(line) => pos += line + 2,
-                None if self.conn.buf.len() - pos > head::MAX_HEAD => {
-                    return Err(BodyError::Malformed)
+            let section = &self.conn.buf[pos..];
+            // Parsed when its end may have come, as heads are (`next_head`).
+            let due = searched == 0 || head::has_end(section, searched);
+            if due || section.len() >= head::MAX_HEAD {
+                if let Some(len) = chunk::trailers(section).map_err(body_error)? {
+                    return Ok(pos + len);
                 }
-                None => self.fill_body().await?,
             }
+            searched = section.len();
+            self.fill_body().await?;
         }
     }
 
@@ -570,12 +603,13 @@ impl<'c> Exchange<'c> {
     /// Sends what is pending in `out` (the head, chunk framing) and `body`.
     async fn send(&mut self, body: &[u8]) -> std::io::Result<()> {
         let conn = &mut *self.conn;
-        let result = write_all2(&mut conn.stream, &conn.out, body).await;
+        let timeout = self.settings.send_timeout;
+        let result = write_all2(&conn.stream, &conn.out, body, timeout).await;
         conn.out.clear();
-        if result.is_err() {
+        result.map_err(|e| {
             self.broken = true;
-        }
-        result
+            e.error
+        })
     }
 
     /// Streams part of the body after `start_answer`, with chunk framing when the length was

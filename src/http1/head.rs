@@ -146,6 +146,18 @@ pub fn parse(buf: &[u8]) -> Result<Option<Head>, HeadError> {
     Ok(Some(head))
 }
 
+/// Whether the end of a header section (an empty line, CRLF or bare LF as httparse takes it)
+/// lies in `buf` past the first `from` bytes, which were searched before. Parsing is tried
+/// only then: httparse starts from the first byte each time, so a head arriving a byte at a
+/// time would otherwise be parsed once per byte (quadratic in its size).
+pub fn has_end(buf: &[u8], from: usize) -> bool {
+    let start = from.saturating_sub(2).min(buf.len());
+    let tail = &buf[start..];
+    tail.iter().enumerate().any(|(i, &b)| {
+        b == b'\n' && (tail.get(i + 1) == Some(&b'\n') || tail.get(i + 1..i + 3) == Some(b"\r\n"))
+    })
+}
+
 /// Digits only: no sign, no list, no spaces inside.
 /// A Content-Length value: 1 to 18 digits (RFC 9110 `1*DIGIT`; 18 keep it far from
 /// overflowing), with surrounding spaces allowed. Shared with the client side's replies.
@@ -165,24 +177,29 @@ fn split_target(target: &str) -> Result<(&str, &str), HeadError> {
     let rest = if target.starts_with('/') || target == "*" {
         target
     } else {
-        let lower = target.get(..8).unwrap_or(target).to_ascii_lowercase();
-        let after = if lower.starts_with("http://") {
-            &target[7..]
-        } else if lower.starts_with("https://") {
-            &target[8..]
-        } else {
-            return Err(malformed("unsupported request target"));
-        };
-        match after.find(['/', '?']) {
-            Some(i) => &after[i..],
-            None => "",
-        }
+        absolute_form(target)
+            .ok_or_else(|| malformed("unsupported request target"))?
+            .1
     };
     // A byte search: `split_once('?')` costs about 170 instructions through `CharSearcher`.
     Ok(match rest.bytes().position(|b| b == b'?') {
         Some(at) => (&rest[..at], &rest[at + 1..]),
         None => (rest, ""),
     })
+}
+
+/// An absolute-form target's authority and the rest (path and query, possibly empty):
+/// `http://host:8080/a?b` → (`host:8080`, `/a?b`). `None` for any other form.
+pub fn absolute_form(target: &str) -> Option<(&str, &str)> {
+    let scheme = target.get(..8).unwrap_or(target).to_ascii_lowercase();
+    let after = if scheme.starts_with("http://") {
+        &target[7..]
+    } else if scheme.starts_with("https://") {
+        &target[8..]
+    } else {
+        return None;
+    };
+    Some(after.split_at(after.find(['/', '?']).unwrap_or(after.len())))
 }
 
 fn text<'b>(buf: &'b [u8], s: &Span) -> &'b str {
@@ -272,6 +289,21 @@ mod tests {
         assert_eq!(h.header(b, "x-a"), Some(&b"1"[..]));
         assert_eq!(h.headers(b).count(), 3);
         assert!(h.keep_alive && !h.http10 && h.framing == Framing::Empty);
+    }
+
+    #[test]
+    fn the_end_of_a_head_is_found_in_new_bytes() {
+        let head = b"GET / HTTP/1.1\r\nHost: a\r\n\r\n";
+        assert!(has_end(head, 0));
+        // Searched up to the last byte before: the end still found across the boundary.
+        for from in 0..head.len() {
+            assert!(has_end(head, from), "from {from}");
+        }
+        assert!(!has_end(b"GET / HTTP/1.1\r\nHost: a\r\n", 0));
+        assert!(has_end(b"GET / HTTP/1.1\nHost: a\n\n", 20));
+        assert!(!has_end(b"GET / HTTP/1.1\r\nHost: a\r\n\r", 0));
+        assert!(!has_end(b"", 0));
+        assert!(!has_end(b"x\n\n", 10), "past the end: nothing new");
     }
 
     #[test]

@@ -3,7 +3,8 @@
 //! `writev`.
 
 use std::io::{ErrorKind, IoSlice};
-use tokio::io::{AsyncWriteExt, Interest};
+use std::time::Duration;
+use tokio::io::Interest;
 use tokio::net::TcpStream;
 
 /// Reads what is available now into `buf`'s spare capacity; `WouldBlock` without a system call
@@ -47,21 +48,46 @@ async fn readable(stream: &TcpStream) -> std::io::Result<()> {
     std::future::poll_fn(|cx| stream.poll_read_ready(cx)).await
 }
 
-/// Writes `a` then `b` with as few `writev` calls as the socket allows.
-pub async fn write_all2(stream: &mut TcpStream, a: &[u8], b: &[u8]) -> std::io::Result<()> {
+/// A write that failed: the error and how many bytes had left before it.
+#[derive(Debug)]
+pub struct WriteError {
+    pub written: usize,
+    pub error: std::io::Error,
+}
+
+/// Writes `a` then `b` with as few `writev` calls as the socket allows. Each time the socket
+/// takes no more, it waits at most `timeout` for room (nginx's `send_timeout`: between two
+/// successive writes, not for the whole answer), so a peer that stops reading cannot hold the
+/// connection and its buffers for ever. No timer is set while the socket takes the bytes.
+pub async fn write_all2(
+    stream: &TcpStream,
+    a: &[u8],
+    b: &[u8],
+    timeout: Duration,
+) -> Result<(), WriteError> {
     let mut done = 0;
     let total = a.len() + b.len();
+    let fail = |written, error| Err(WriteError { written, error });
     while done < total {
         let slices = if done < a.len() {
             [IoSlice::new(&a[done..]), IoSlice::new(b)]
         } else {
             [IoSlice::new(&b[done - a.len()..]), IoSlice::new(&[])]
         };
-        let n = stream.write_vectored(&slices).await?;
-        if n == 0 {
-            return Err(ErrorKind::WriteZero.into());
+        match stream.try_write_vectored(&slices) {
+            Ok(0) => return fail(done, ErrorKind::WriteZero.into()),
+            Ok(n) => done += n,
+            Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                let room = std::future::poll_fn(|cx| stream.poll_write_ready(cx));
+                match tokio::time::timeout(timeout, room).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => return fail(done, e),
+                    Err(_) => return fail(done, ErrorKind::TimedOut.into()),
+                }
+            }
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) => return fail(done, e),
         }
-        done += n;
     }
     Ok(())
 }

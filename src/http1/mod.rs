@@ -6,13 +6,14 @@
 //! parses request heads, `conn` runs the connection (keep-alive, pipelining, bodies, timeouts,
 //! limits) and `response` writes answer heads.
 
+pub mod chunk;
 pub mod conn;
 pub mod head;
 pub mod io;
 pub mod response;
 pub mod timer;
 
-pub use conn::{serve, BodyError, Exchange, Handler, Settings};
+pub use conn::{serve, turn_away, BodyError, Exchange, Handler, Settings};
 pub use head::HeadError;
 pub use response::Answer;
 

@@ -6,12 +6,13 @@
 //! Why not pingora's client session here: it allocates a 64 KiB body buffer for every reply
 //! and sends head and body in two writes; the event route does this once per request.
 
+use crate::http1::chunk::{self, ChunkError};
 use crate::http1::io::{read_some, write_all2};
 use bytes::Bytes;
 use std::mem::MaybeUninit;
 use std::net::SocketAddr;
 use std::ops::Range;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use tokio::net::TcpStream;
 
 /// Most headers a reply may have.
@@ -27,13 +28,18 @@ pub struct Conn {
     stream: TcpStream,
     buf: Vec<u8>,
     pub(super) idle_since: Instant,
+    /// Longest wait for the peer to take more of the request.
+    send_timeout: Duration,
 }
 
 #[derive(Debug)]
 pub enum Failure {
-    /// Nothing of a reply arrived: the connection was closed or reset before it. On a reused
-    /// connection this means the backend had closed it while idle.
-    BeforeReply(String),
+    /// Not one byte of the request was written: it cannot have reached the peer, and may be
+    /// sent again on another connection.
+    NotSent(String),
+    /// The request was written (or partly) and the connection closed or failed before a byte
+    /// of the reply: the peer may have acted on it, so it is never sent again.
+    NoReply(String),
     /// The reply was cut off or malformed.
     AfterReply(String),
     TooLarge(usize),
@@ -91,14 +97,28 @@ fn after(why: impl std::fmt::Display) -> Failure {
 }
 
 impl Conn {
-    pub async fn open(addr: SocketAddr) -> std::io::Result<Conn> {
+    pub async fn open(addr: SocketAddr, send_timeout: Duration) -> std::io::Result<Conn> {
         let stream = TcpStream::connect(addr).await?;
         stream.set_nodelay(true)?;
         Ok(Conn {
             stream,
             buf: Vec::with_capacity(4096),
             idle_since: Instant::now(),
+            send_timeout,
         })
+    }
+
+    /// Whether an idle pooled connection can carry a request: nothing arrived on it while it
+    /// waited, neither bytes (a late or unsolicited reply, which would be read as the next
+    /// request's answer) nor the peer's close. The kernel is asked with a non-blocking peek,
+    /// not tokio's readiness, which has not seen what arrived since the worker last polled.
+    pub fn still_idle(&self) -> bool {
+        let mut byte = [MaybeUninit::<u8>::uninit()];
+        match socket2::SockRef::from(&self.stream).peek(&mut byte) {
+            Err(e) => e.kind() == std::io::ErrorKind::WouldBlock,
+            // Bytes, or the end of the stream.
+            Ok(_) => false,
+        }
     }
 
     /// Sends the head `write_head` writes and `body`, reads the whole reply.
@@ -149,9 +169,15 @@ impl Conn {
     ) -> Result<(), Failure> {
         self.buf.clear();
         write_head(&mut self.buf);
-        let sent = write_all2(&mut self.stream, &self.buf, body).await;
+        let sent = write_all2(&self.stream, &self.buf, body, self.send_timeout).await;
         self.buf.clear();
-        sent.map_err(|e| Failure::BeforeReply(format!("sending the request: {e}")))
+        sent.map_err(|e| {
+            let why = format!("sending the request: {}", e.error);
+            match e.written {
+                0 => Failure::NotSent(why),
+                _ => Failure::NoReply(why),
+            }
+        })
     }
 
     /// Reads more bytes into the buffer; `Ok(0)` at end of stream.
@@ -171,12 +197,12 @@ impl Conn {
             let started = !self.buf.is_empty();
             match self.fill().await {
                 Ok(0) if !started => {
-                    return Err(Failure::BeforeReply("closed before the reply".into()))
+                    return Err(Failure::NoReply("closed before the reply".into()))
                 }
                 Ok(0) => return Err(after("closed in the reply head")),
                 Ok(_) => {}
                 Err(e) if !started => {
-                    return Err(Failure::BeforeReply(format!("reading the reply: {e}")))
+                    return Err(Failure::NoReply(format!("reading the reply: {e}")))
                 }
                 Err(e) => return Err(after(format!("reading the reply: {e}"))),
             }
@@ -200,7 +226,14 @@ impl Conn {
                 Err(e) => return Err(after(format!("malformed reply: {e}"))),
             };
             let status = resp.code.unwrap_or(0);
-            if (100..200).contains(&status) && status != 101 {
+            // Nothing here asks for an upgrade (`Upgrade` is hop-by-hop and not passed on), so
+            // a 101 is a peer out of step; the connection would no longer be HTTP.
+            if status == 101 {
+                return Err(after(
+                    "a 101 (Switching Protocols) reply: upgrades are not supported",
+                ));
+            }
+            if (100..200).contains(&status) {
                 self.buf.drain(..len);
                 continue;
             }
@@ -319,43 +352,30 @@ impl Conn {
         Ok(())
     }
 
-    /// Reads a chunk-size line (or, for the last chunk, the trailers).
+    /// Reads a chunk-size line (or, for the last chunk, the trailers, which are dropped).
     async fn chunk_size(&mut self, r: &mut BodyReader) -> Result<(), Failure> {
         let (skip, size) = loop {
-            match httparse::parse_chunk_size(&self.buf) {
-                Ok(httparse::Status::Complete((skip, size))) => break (skip, size),
-                Ok(httparse::Status::Partial) if self.buf.len() > MAX_HEAD => {
-                    return Err(after("malformed chunked reply"))
-                }
-                Ok(httparse::Status::Partial) => {
-                    let want = self.buf.len() + 1;
-                    self.need(want).await?
-                }
-                Err(_) => return Err(after("malformed chunked reply")),
+            match chunk::size_line(&self.buf).map_err(chunk_failure)? {
+                Some(line) => break line,
+                None => self.need(self.buf.len() + 1).await?,
             }
         };
         self.buf.drain(..skip);
         r.at_size = false;
         r.left = usize::try_from(size).map_err(|_| after("chunk too large"))?;
         if r.left == 0 {
-            // Trailers (usually none), up to the blank line.
-            loop {
-                match self.buf.windows(2).position(|w| w == b"\r\n") {
-                    Some(end) => {
-                        self.buf.drain(..end + 2);
-                        if end == 0 {
-                            break;
-                        }
-                    }
-                    None if self.buf.len() > MAX_HEAD => {
-                        return Err(after("reply trailers too large"))
-                    }
-                    None => {
-                        let want = self.buf.len() + 1;
-                        self.need(want).await?
+            let mut searched = 0;
+            let len = loop {
+                let due = searched == 0 || crate::http1::head::has_end(&self.buf, searched);
+                if due || self.buf.len() >= MAX_HEAD {
+                    if let Some(len) = chunk::trailers(&self.buf).map_err(chunk_failure)? {
+                        break len;
                     }
                 }
-            }
+                searched = self.buf.len();
+                self.need(searched + 1).await?;
+            };
+            self.buf.drain(..len);
             r.done = true;
         }
         Ok(())
@@ -381,6 +401,16 @@ impl BodyReader {
     }
 }
 
+fn chunk_failure(e: ChunkError) -> Failure {
+    match e {
+        ChunkError::Malformed => after("malformed chunked reply"),
+        ChunkError::TrailersTooLarge => after("reply trailers too large"),
+    }
+}
+
+/// The reply's framing, and whether the connection must close after it: the peer says so, or
+/// the reply is not framed exactly (a 204 that declares a body, RFC 9110 §15.3.5: whatever
+/// follows it could be read as the next reply).
 fn framing(resp: &httparse::Response) -> Result<(Framing, bool), Failure> {
     let mut length = None;
     let mut chunked = false;
@@ -406,6 +436,7 @@ fn framing(resp: &httparse::Response) -> Result<(Framing, bool), Failure> {
         }
     }
     let status = resp.code.unwrap_or(0);
+    close |= status == 204 && (chunked || length.is_some_and(|l| l > 0));
     let framing = if status == 204 || status == 304 {
         Framing::Length(0)
     } else if chunked {

@@ -1,6 +1,11 @@
-//! Calling function backends (SPEC §3): pooled HTTP/1.1 keep-alive connections (`conn`),
-//! round-robin over endpoints with failed ones skipped for a while, one retry on a fresh
-//! connection when a pooled one turns out stale, and a cap on the reply size.
+//! Calling function backends: pooled HTTP/1.1 keep-alive connections (`conn`), round-robin
+//! over endpoints with failed ones skipped for a while, and a cap on the reply size.
+//!
+//! No byte may cross between callers, so a connection goes back to the pool only after a
+//! reply framed exactly and read to its end with nothing after it (`conn::Conn::reusable`),
+//! and is taken out again only if nothing has arrived on it since (`Conn::still_idle`). A
+//! request is sent again (once, on a fresh connection) only when not one byte of it was
+//! written: never after, as the function may have run.
 
 pub(crate) mod conn;
 
@@ -103,17 +108,25 @@ pub struct Invoker {
     /// addresses (nothing for a client to collide).
     idle: Mutex<HashMap<(ThreadId, SocketAddr), Vec<Conn>, foldhash::fast::RandomState>>,
     max_idle: usize,
+    /// Longest wait for a backend to take more of a request.
+    send_timeout: Duration,
     epoch: Instant,
 }
 
 impl Invoker {
     /// `max_idle`: idle connections kept per thread and backend address.
-    pub fn new(max_idle: usize) -> Invoker {
+    pub fn new(max_idle: usize, send_timeout: Duration) -> Invoker {
         Invoker {
             idle: Mutex::new(HashMap::default()),
             max_idle,
+            send_timeout,
             epoch: Instant::now(),
         }
+    }
+
+    /// A new connection to `addr`.
+    pub(crate) async fn open(&self, addr: SocketAddr) -> std::io::Result<Conn> {
+        Conn::open(addr, self.send_timeout).await
     }
 
     fn now_ms(&self) -> u64 {
@@ -189,8 +202,19 @@ impl Invoker {
         Err(InvokeError::Unreachable(last))
     }
 
-    /// A pooled connection not idle for too long, if there is one.
+    /// A pooled connection not idle for too long on which nothing has arrived, if there is
+    /// one; the others are closed.
     pub(crate) fn take_idle(&self, addr: SocketAddr) -> Option<Conn> {
+        loop {
+            let conn = self.pop_idle(addr)?;
+            // Out of the lock: a system call.
+            if conn.still_idle() {
+                return Some(conn);
+            }
+        }
+    }
+
+    fn pop_idle(&self, addr: SocketAddr) -> Option<Conn> {
         let key = (std::thread::current().id(), addr);
         let mut idle = self.idle.lock().ok()?;
         let list = idle.get_mut(&key)?;
@@ -222,19 +246,23 @@ impl Invoker {
         if let Some(mut conn) = self.take_idle(ep.addr) {
             match conn.exchange(&head, event, max_reply).await {
                 Ok(reply) => return Ok(self.finish(ep, conn, reply)),
-                // The pooled connection was closed by the backend while idle: the request
-                // never reached it, so one retry on a fresh connection is safe.
-                Err(ConnFailure::BeforeReply(_)) => {}
-                Err(ConnFailure::AfterReply(why)) => return Err(Failure::AfterSend(why)),
+                // The pooled connection failed before one byte of the request left (reset
+                // while idle): the function never saw it, so a fresh connection may carry it.
+                Err(ConnFailure::NotSent(_)) => {}
+                Err(ConnFailure::NoReply(why) | ConnFailure::AfterReply(why)) => {
+                    return Err(Failure::AfterSend(why))
+                }
                 Err(ConnFailure::TooLarge(l)) => return Err(Failure::TooLarge(l)),
             }
         }
-        let mut conn = Conn::open(ep.addr)
+        let mut conn = self
+            .open(ep.addr)
             .await
             .map_err(|e| Failure::Connect(format!("connect to {}: {e}", ep.authority)))?;
         match conn.exchange(head, event, max_reply).await {
             Ok(reply) => Ok(self.finish(ep, conn, reply)),
-            Err(ConnFailure::BeforeReply(why) | ConnFailure::AfterReply(why)) => {
+            Err(ConnFailure::NotSent(why)) => Err(Failure::Connect(why)),
+            Err(ConnFailure::NoReply(why) | ConnFailure::AfterReply(why)) => {
                 Err(Failure::AfterSend(why))
             }
             Err(ConnFailure::TooLarge(l)) => Err(Failure::TooLarge(l)),

@@ -68,6 +68,7 @@ impl Workers {
         bridge: OssBridge,
     ) -> Result<Workers, String> {
         let (tx, rx) = mpsc::unbounded_channel();
+        let send_timeout = state.load().config.server.send_timeout;
         let stop = Arc::new(tokio::sync::Notify::new());
         let stopped = stop.clone();
         let runtime = tokio::runtime::Builder::new_current_thread()
@@ -81,7 +82,7 @@ impl Workers {
                     store,
                     state,
                     stats,
-                    invoker: Arc::new(Invoker::new(POOL)),
+                    invoker: Arc::new(Invoker::new(POOL, send_timeout)),
                     bridge: Arc::new(bridge),
                 };
                 runtime.block_on(async move {
