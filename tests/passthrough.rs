@@ -165,3 +165,49 @@ fn hop_by_hop_headers_stop_at_the_gateway_both_ways() {
         "the gateway's own"
     );
 }
+
+#[test]
+fn absolute_form_targets_go_on_in_origin_form_with_their_authority_as_host() {
+    let up = FakeFunction::start(|_| Scripted::ok("ok"));
+    let g = upstream_gateway(up.addr);
+    let cases = [
+        ("http://example.com:8080/legacy/a?x=1", "/legacy/a?x=1"),
+        ("HTTP://example.com:8080/legacy/b", "/legacy/b"),
+    ];
+    for (target, origin) in cases {
+        let mut c = g.client();
+        let r = c.raw(format!("GET {target} HTTP/1.1\r\nHost: other\r\n\r\n").as_bytes());
+        assert_eq!(r.status, 200, "{target}");
+        let seen = up.last_event();
+        assert_eq!(seen.path, origin, "{target}");
+        let hosts: Vec<_> = seen.headers.iter().filter(|(n, _)| n == "host").collect();
+        assert_eq!(hosts.len(), 1, "one Host: {hosts:?}");
+        assert_eq!(
+            hosts[0].1, "example.com:8080",
+            "the target's authority wins"
+        );
+    }
+}
+
+#[test]
+fn an_upstream_101_is_a_502_and_the_date_is_the_gateways() {
+    let g = upstream_gateway(raw_backend(
+        b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n",
+        false,
+    ));
+    let r = g.client().get("/legacy/ws");
+    assert_eq!(
+        (r.status, r.header("x-fngate-error")),
+        (502, Some("FUNCTION_UNREACHABLE")),
+        "{}",
+        r.text()
+    );
+    let g = upstream_gateway(raw_backend(
+        b"HTTP/1.1 200 OK\r\nDate: Thu, 01 Jan 1970 00:00:00 GMT\r\nContent-Length: 2\r\n\r\nok",
+        false,
+    ));
+    let r = g.client().get("/legacy/d");
+    let dates = r.header_all("date");
+    assert_eq!(dates.len(), 1, "{dates:?}");
+    assert_ne!(dates[0], "Thu, 01 Jan 1970 00:00:00 GMT");
+}
