@@ -84,7 +84,7 @@ pub async fn handle(
         Ok(n) => n,
         Err(why) => {
             tracing::warn!(target: "fngate::oss", bytes = body.len(), "unrecognised notification: {why}");
-            return keep_unmappable(body, why, deps.queue).await;
+            return keep_unmappable(body, why, deps.queue, deps.stats).await;
         }
     };
     let records = match notification {
@@ -115,10 +115,10 @@ pub async fn handle(
         // Retrying cannot make them mappable: keep the body, deliver the rest.
         let why = plan.unmappable.join("; ");
         if plan.deliveries.is_empty() && plan.records == plan.unmappable.len() {
-            return keep_unmappable(body, why, deps.queue).await;
+            return keep_unmappable(body, why, deps.queue, deps.stats).await;
         }
         if deps.queue.is_some() {
-            keep_unmappable(body, why, deps.queue).await?;
+            keep_unmappable(body, why, deps.queue, deps.stats).await?;
         }
     }
     let counts = json!({"records": plan.records, "matched": plan.deliveries.len(),
@@ -143,16 +143,13 @@ async fn sns_subscription(
     url: String,
     snap: &Snapshot,
 ) -> Result<Answer, GatewayError> {
-    let confirm = snap
-        .config
-        .oss_bridge
-        .as_ref()
-        .is_some_and(|b| b.confirm_subscriptions);
-    if !confirm {
+    let bridge = snap.config.oss_bridge.as_ref();
+    let Some(bridge) = bridge.filter(|b| b.confirm_subscriptions) else {
         tracing::warn!(target: "fngate::oss", topic, "SNS SubscriptionConfirmation: confirm it by opening {url} (or set confirm_subscriptions: true)");
         return Ok(Answer::json(200, json!({"subscription": "received"})));
-    }
-    let outcome = match crate::oss::subscribe::confirm(&url).await {
+    };
+    let allowed = &bridge.subscription_hosts;
+    let outcome = match crate::oss::subscribe::confirm(&url, allowed).await {
         Ok(status) if (200..300).contains(&status) => Ok(status),
         Ok(status) => Err(format!("the SubscribeURL answered {status}")),
         Err(why) => Err(why),
@@ -178,6 +175,7 @@ async fn keep_unmappable(
     body: &[u8],
     why: String,
     queue: Option<&Arc<AsyncDelivery>>,
+    stats: &Stats,
 ) -> Result<Answer, GatewayError> {
     let Some(queue) = queue else {
         return Err(GatewayError::BadNotification(why));
@@ -185,7 +183,11 @@ async fn keep_unmappable(
     let store = queue.store.clone();
     let body = body.to_vec();
     let reason = format!("not mappable: {why}");
-    let seq = blocking(move || store.dead_letter_body(&body, &reason, now_ms())).await?;
+    let kept = blocking(move || store.dead_letter_body(&body, &reason, now_ms())).await?;
+    let Some(seq) = kept else {
+        Stats::add(&stats.dead_letters_full, 1);
+        return Err(GatewayError::DeadLettersFull);
+    };
     Ok(Answer::json(
         202,
         json!({"deadLettered": seq, "reason": why}),

@@ -44,6 +44,8 @@ pub enum GatewayError {
     },
     /// The OSS bridge could not store the events (disk trouble); the sender should retry.
     QueueUnavailable(String),
+    /// The OSS bridge's dead-letter store is full: an unmappable body cannot be kept.
+    DeadLettersFull,
     /// The listeners hold `server.max_connections` client connections already.
     TooManyConnections {
         limit: usize,
@@ -69,7 +71,7 @@ impl GatewayError {
             Self::Forbidden => 403,
             Self::BadNotification(_) => 400,
             Self::QueueFull { .. } | Self::QueueUnavailable(_) => 503,
-            Self::TooManyConnections { .. } => 503,
+            Self::TooManyConnections { .. } | Self::DeadLettersFull => 503,
         }
     }
 
@@ -94,6 +96,7 @@ impl GatewayError {
             Self::QueueFull { .. } => "QUEUE_FULL",
             Self::QueueUnavailable(_) => "QUEUE_UNAVAILABLE",
             Self::TooManyConnections { .. } => "TOO_MANY_CONNECTIONS",
+            Self::DeadLettersFull => "DEAD_LETTERS_FULL",
         }
     }
 
@@ -143,6 +146,9 @@ impl GatewayError {
                 format!("the delivery queue is full; retry in {retry_after} s")
             }
             Self::QueueUnavailable(why) => format!("the events could not be stored: {why}"),
+            Self::DeadLettersFull => {
+                "the dead-letter store is full; replay or clear it (admin endpoint)".into()
+            }
             Self::TooManyConnections { limit } => {
                 format!("the gateway holds its limit of {limit} client connections; retry later")
             }
@@ -168,7 +174,7 @@ impl GatewayError {
             Self::Forbidden => "forbidden",
             Self::BadNotification(_) => "bad notification",
             Self::QueueFull { .. } | Self::QueueUnavailable(_) => "service unavailable",
-            Self::TooManyConnections { .. } => "service unavailable",
+            Self::TooManyConnections { .. } | Self::DeadLettersFull => "service unavailable",
         }
     }
 
@@ -187,6 +193,7 @@ impl GatewayError {
             }
             Self::QueueUnavailable(_) => headers.push(("Retry-After", "5".into())),
             Self::TooManyConnections { .. } => headers.push(("Retry-After", "1".into())),
+            Self::DeadLettersFull => headers.push(("Retry-After", "60".into())),
             _ => {}
         }
         headers.push(("x-jdcloud-request-id", request_id.to_owned()));

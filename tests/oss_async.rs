@@ -269,6 +269,26 @@ fn unmappable_notifications_are_kept_as_dead_letters_and_acknowledged() {
     assert!(f.events().is_empty());
 }
 
+#[test]
+fn a_full_dead_letter_store_refuses_unmappable_bodies_with_503() {
+    let f = FakeFunction::replying(json!("ok"));
+    let (g, admin) = gateway(&f.url(), "  dead_letter_capacity: 2\n");
+    for i in 0..2 {
+        assert_eq!(post(g.addr, &format!("junk {i}")).status, 202);
+    }
+    let r = post(g.addr, "junk 2");
+    assert_eq!(
+        (r.status, r.header("x-fngate-error")),
+        (503, Some("DEAD_LETTERS_FULL")),
+        "{}",
+        r.text()
+    );
+    assert_eq!(r.header("retry-after"), Some("60"));
+    let list = admin_get(admin, "/oss/dead-letters").json();
+    assert_eq!(list["deadLetters"].as_array().unwrap().len(), 2);
+    assert_eq!(metric(admin, "fngate_oss_dead_letters_full_total"), 1);
+}
+
 /// The binary, async delivery into a queue_dir, to a function on `function_port`.
 fn start_binary(
     dir: &std::path::Path,

@@ -232,7 +232,7 @@ fn unmappable_bodies_get_400_and_failures_get_5xx_for_a_retry() {
 }
 
 #[test]
-fn sns_subscriptions_are_confirmed_only_when_configured_and_only_on_sns_or_loopback_hosts() {
+fn sns_subscriptions_are_confirmed_only_when_configured_and_only_on_sns_or_listed_hosts() {
     let f = FakeFunction::replying(json!(null));
     // Stands in for SNS's ConfirmSubscription endpoint.
     let sns = FakeFunction::replying(json!({"ConfirmSubscriptionResponse": {}}));
@@ -251,7 +251,13 @@ fn sns_subscriptions_are_confirmed_only_when_configured_and_only_on_sns_or_loopb
     );
     assert!(sns.events().is_empty(), "not fetched unless configured");
 
-    let on = bridge(&f, "  confirm_subscriptions: true\n");
+    let on = bridge(
+        &f,
+        &format!(
+            "  confirm_subscriptions: true\n  subscription_hosts: [\"{}\"]\n",
+            sns.addr
+        ),
+    );
     let r = post(&on, &headers, message(&url).as_bytes());
     assert_eq!(
         (r.status, r.json()),
@@ -267,6 +273,14 @@ fn sns_subscriptions_are_confirmed_only_when_configured_and_only_on_sns_or_loopb
         (
             "https://sns.us-west-2.amazonaws.com/?Action=ConfirmSubscription",
             "TLS",
+        ),
+        (
+            "http://sns.mybucket.s3.amazonaws.com/?Action=ConfirmSubscription",
+            "not an SNS host",
+        ),
+        (
+            "http://127.0.0.1:9/?Action=ConfirmSubscription",
+            "not an SNS host",
         ),
     ] {
         let r = post(&on, &headers, message(url).as_bytes());

@@ -174,9 +174,14 @@ pub struct OssBridgeFile {
     pub verify_sns_signatures: Option<Spanned<Scalar<bool>>>,
     /// GET an SNS SubscriptionConfirmation's SubscribeURL (off: answer and log it only).
     pub confirm_subscriptions: Option<Scalar<bool>>,
+    /// Hosts (`host` or `host:port`) besides AWS's SNS endpoints whose SubscribeURL is fetched.
+    #[serde(default)]
+    pub subscription_hosts: Vec<Text>,
     pub max_body_bytes: Option<Scalar<usize>>,
     /// async: events waiting for delivery before new notifications get 503.
     pub queue_capacity: Option<Spanned<Scalar<usize>>>,
+    /// async: dead letters kept before unmappable notifications get 503.
+    pub dead_letter_capacity: Option<Spanned<Scalar<usize>>>,
     /// async: deliveries in flight at once.
     pub workers: Option<Spanned<Scalar<usize>>>,
     /// async: a notification whose id was accepted this recently is not queued again.

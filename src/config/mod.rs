@@ -66,8 +66,11 @@ pub struct OssBridge {
     pub max_attempts: u32,
     pub max_event_age: Duration,
     pub confirm_subscriptions: bool,
+    /// Hosts besides AWS's SNS endpoints whose SubscribeURL may be fetched.
+    pub subscription_hosts: Vec<String>,
     pub max_body_bytes: usize,
     pub queue_capacity: usize,
+    pub dead_letter_capacity: usize,
     pub workers: usize,
     pub dedup_window: Duration,
     pub retry_backoff: Duration,

@@ -269,6 +269,12 @@ pub(super) fn bridge(
         None => default,
     };
     let queue_capacity = positive(&b.queue_capacity, "queue_capacity", 100_000, problems);
+    let dead_letter_capacity = positive(
+        &b.dead_letter_capacity,
+        "dead_letter_capacity",
+        10_000,
+        problems,
+    );
     let workers = positive(&b.workers, "workers", 8, problems);
     let max_attempts = match &b.max_attempts {
         Some(s) if s.value.0 == 0 => {
@@ -294,8 +300,10 @@ pub(super) fn bridge(
             .max_event_age
             .map_or(Duration::from_secs(6 * 3600), |d| d.0),
         confirm_subscriptions: b.confirm_subscriptions.is_some_and(|v| v.0),
+        subscription_hosts: b.subscription_hosts.iter().map(|h| h.0.clone()).collect(),
         max_body_bytes: b.max_body_bytes.map_or(1024 * 1024, |v| v.0),
         queue_capacity,
+        dead_letter_capacity,
         workers,
         dedup_window: b.dedup_window.map_or(Duration::from_secs(600), |d| d.0),
         retry_backoff: b.retry_backoff.map_or(Duration::from_secs(1), |d| d.0),

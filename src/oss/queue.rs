@@ -54,6 +54,9 @@ pub struct Store {
     db: Database,
     next_seq: AtomicU64,
     pending: AtomicUsize,
+    /// Rows in the dead-letter table, bounded by `dead_capacity`.
+    dead: AtomicUsize,
+    dead_capacity: usize,
 }
 
 fn fail<E: std::fmt::Display>(e: E) -> String {
@@ -61,15 +64,16 @@ fn fail<E: std::fmt::Display>(e: E) -> String {
 }
 
 impl Store {
-    /// Opens (or creates) `dir/queue.redb`; after a crash redb recovers the last commit.
-    pub fn open(dir: &Path) -> Result<Store, String> {
+    /// Opens (or creates) `dir/queue.redb`; after a crash redb recovers the last commit. At
+    /// most `dead_capacity` dead letters are kept.
+    pub fn open(dir: &Path, dead_capacity: usize) -> Result<Store, String> {
         std::fs::create_dir_all(dir)
             .map_err(|e| format!("cannot create queue_dir {}: {e}", dir.display()))?;
         let path = dir.join("queue.redb");
         let db = Database::create(&path)
             .map_err(|e| format!("cannot open the OSS queue {}: {e}", path.display()))?;
         let tx = db.begin_write().map_err(fail)?;
-        let (last, pending) = {
+        let (last, pending, dead) = {
             let pending = tx.open_table(PENDING).map_err(fail)?;
             let dead = tx.open_table(DEAD).map_err(fail)?;
             tx.open_table(SEEN).map_err(fail)?;
@@ -77,13 +81,16 @@ impl Store {
                 Ok(t.last().map_err(fail)?.map_or(0, |(k, _)| k.value()))
             };
             let last = last_of(&pending)?.max(last_of(&dead)?);
-            (last, pending.len().map_err(fail)? as usize)
+            let count = |t: &redb::Table<u64, &[u8]>| t.len().map_err(fail);
+            (last, count(&pending)? as usize, count(&dead)? as usize)
         };
         tx.commit().map_err(fail)?;
         Ok(Store {
             db,
             next_seq: AtomicU64::new(last + 1),
             pending: AtomicUsize::new(pending),
+            dead: AtomicUsize::new(dead),
+            dead_capacity,
         })
     }
 
@@ -172,14 +179,23 @@ impl Store {
         tx.commit().map_err(fail)
     }
 
-    /// Moves a pending event to the dead-letter table.
+    /// Whether the dead-letter table holds its capacity.
+    pub fn dead_full(&self) -> bool {
+        self.dead.load(Ordering::Relaxed) >= self.dead_capacity
+    }
+
+    /// Moves a pending event to the dead-letter table; `Ok(false)` (and it stays pending) when
+    /// the table is full.
     pub fn dead_letter(
         &self,
         seq: u64,
         entry: Queued,
         reason: &str,
         now_ms: u64,
-    ) -> Result<(), String> {
+    ) -> Result<bool, String> {
+        if self.dead_full() {
+            return Ok(false);
+        }
         let dead = Dead {
             entry,
             reason: reason.to_owned(),
@@ -197,14 +213,24 @@ impl Store {
             removed
         };
         tx.commit().map_err(fail)?;
+        self.dead.fetch_add(1, Ordering::Relaxed);
         if removed {
             self.pending.fetch_sub(1, Ordering::Relaxed);
         }
-        Ok(())
+        Ok(true)
     }
 
-    /// Keeps a notification that could not be mapped, so that nothing is lost.
-    pub fn dead_letter_body(&self, body: &[u8], reason: &str, now_ms: u64) -> Result<u64, String> {
+    /// Keeps a notification that could not be mapped, so that nothing is lost; `Ok(None)` when
+    /// the dead-letter table is full (the sender is told to retry).
+    pub fn dead_letter_body(
+        &self,
+        body: &[u8],
+        reason: &str,
+        now_ms: u64,
+    ) -> Result<Option<u64>, String> {
+        if self.dead_full() {
+            return Ok(None);
+        }
         let entry = Queued {
             id: uuid::Uuid::new_v4().to_string(),
             trigger: String::new(),
@@ -227,7 +253,8 @@ impl Store {
             .insert(seq, json.as_slice())
             .map_err(fail)?;
         tx.commit().map_err(fail)?;
-        Ok(seq)
+        self.dead.fetch_add(1, Ordering::Relaxed);
+        Ok(Some(seq))
     }
 
     pub fn dead(&self) -> Result<Vec<(u64, Dead)>, String> {
@@ -267,6 +294,7 @@ impl Store {
         }
         tx.commit().map_err(fail)?;
         self.pending.fetch_add(seqs.len(), Ordering::Relaxed);
+        self.dead.fetch_sub(seqs.len(), Ordering::Relaxed);
         Ok(seqs)
     }
 
@@ -303,7 +331,7 @@ mod tests {
     #[test]
     fn events_survive_reopening_and_move_between_tables() {
         let dir = std::env::temp_dir().join(format!("fngate-queue-{}", uuid::Uuid::new_v4()));
-        let store = Store::open(&dir).unwrap();
+        let store = Store::open(&dir, 10).unwrap();
         let stored = store
             .enqueue(vec![entry("a"), entry("b"), entry("a")], 1000, 10, 5000)
             .unwrap();
@@ -339,7 +367,8 @@ mod tests {
         store.dead_letter(2, e.clone(), "gave up", 7000).unwrap();
         drop(store);
 
-        let store = Store::open(&dir).unwrap();
+        // Reopened with room for two dead letters: the one there counts.
+        let store = Store::open(&dir, 2).unwrap();
         assert_eq!(store.pending_seqs().unwrap(), vec![3]);
         assert_eq!(store.pending_count(), 1);
         let dead = store.dead().unwrap();
@@ -352,9 +381,20 @@ mod tests {
             ),
             (2, "gave up", 3)
         );
-        store
-            .dead_letter_body(b"junk", "unrecognised", 8000)
-            .unwrap();
+        let kept = store.dead_letter_body(b"junk", "unrecognised", 8000);
+        assert_eq!(kept, Ok(Some(4)));
+        assert!(store.dead_full());
+        assert_eq!(
+            store.dead_letter_body(b"more", "unrecognised", 8000),
+            Ok(None)
+        );
+        let e3 = store.get(3).unwrap().unwrap();
+        assert_eq!(store.dead_letter(3, e3, "gave up", 8000), Ok(false));
+        assert_eq!(
+            store.pending_seqs().unwrap(),
+            vec![3],
+            "kept pending when full"
+        );
         assert_eq!(
             store.replay(None, 9000).unwrap(),
             vec![2],
@@ -362,6 +402,7 @@ mod tests {
         );
         assert_eq!(store.get(2).unwrap().unwrap().attempts, 0);
         assert_eq!(store.dead().unwrap().len(), 1);
+        assert!(!store.dead_full(), "a replay makes room");
         assert_eq!(
             store.enqueue(vec![entry("new")], 1000, 10, 9000).unwrap(),
             Enqueued::Stored {

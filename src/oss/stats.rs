@@ -23,6 +23,9 @@ pub struct Stats {
     pub retried: AtomicU64,
     /// Events given up on (attempts or age) and moved to the dead-letter store.
     pub dead_lettered: AtomicU64,
+    /// Events or bodies the full dead-letter store could not take (events stay pending;
+    /// bodies are refused with 503).
+    pub dead_letters_full: AtomicU64,
 }
 
 impl Stats {
@@ -43,6 +46,7 @@ impl Stats {
             ("delivered", get(&self.delivered)),
             ("retried", get(&self.retried)),
             ("dead_lettered", get(&self.dead_lettered)),
+            ("dead_letters_full", get(&self.dead_letters_full)),
         ]
     }
 }

@@ -47,7 +47,7 @@ impl AsyncDelivery {
             .queue_dir
             .as_deref()
             .ok_or("oss_bridge: delivery async needs queue_dir")?;
-        let store = Arc::new(Store::open(dir)?);
+        let store = Arc::new(Store::open(dir, bridge.dead_letter_capacity)?);
         let workers = Workers::start(store.clone(), state, stats, bridge.clone())?;
         Ok(AsyncDelivery { store, workers })
     }
@@ -226,11 +226,24 @@ impl Dispatcher {
                     return None;
                 }
                 Outcome::GiveUp(entry, reason) => {
-                    Stats::add(&stats.dead_lettered, 1);
-                    tracing::warn!(target: "fngate::oss", id = entry.id, trigger = entry.trigger, attempts = entry.attempts, "dead-lettered: {reason}");
                     let s = store.clone();
-                    write(move || s.dead_letter(seq, entry, &reason, now_ms())).await;
-                    return None;
+                    let moved = move || s.dead_letter(seq, entry, &reason, now_ms());
+                    match tokio::task::spawn_blocking(moved).await {
+                        Ok(Ok(true)) => {
+                            Stats::add(&stats.dead_lettered, 1);
+                            tracing::warn!(target: "fngate::oss", seq, "dead-lettered");
+                            return None;
+                        }
+                        // Full (or the store failed): it stays pending, tried again later;
+                        // nothing is dropped.
+                        Ok(Ok(false)) => {
+                            Stats::add(&stats.dead_letters_full, 1);
+                            tracing::error!(target: "fngate::oss", seq, "the dead-letter store is full: the event stays pending");
+                        }
+                        Ok(Err(e)) => tracing::error!(target: "fngate::oss", seq, "{e}"),
+                        Err(e) => tracing::error!(target: "fngate::oss", seq, "store write: {e}"),
+                    }
+                    return Some((now_ms() + MAX_BACKOFF.as_millis() as u64, seq));
                 }
                 Outcome::Retry(entry) => {
                     let delay = backoff(bridge.retry_backoff, entry.attempts);
