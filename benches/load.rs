@@ -59,7 +59,7 @@ fn pinned(mut cmd: Command, cpu: Option<usize>) -> Child {
 fn start_fngate(binary: &Path, dir: &Path, stub: SocketAddr, cpu: Option<usize>) -> Server {
     let port = free_port();
     let yaml = format!(
-        "server:\n  listen: [\"127.0.0.1:{port}\"]\n  threads: 1\n  grace_period: 0s\n  keepalive_timeout: 600s\nfunctions:\n  stub:\n    endpoints: [\"http://{stub}/invoke\"]\n    timeout: 10s\napis:\n  - id: bench\n    stage: test\n    routes:\n      - path: /users/{{id}}\n        methods: [GET]\n        function: stub\n      - path: /pass/{{*rest}}\n        upstream: http://{stub}\n"
+        "server:\n  listen: [\"127.0.0.1:{port}\"]\n  threads: 1\n  grace_period: 0s\n  keepalive_timeout: 600s\n  max_connections: 12000\nfunctions:\n  stub:\n    endpoints: [\"http://{stub}/invoke\"]\n    timeout: 10s\napis:\n  - id: bench\n    stage: test\n    routes:\n      - path: /users/{{id}}\n        methods: [GET]\n        function: stub\n      - path: /pass/{{*rest}}\n        upstream: http://{stub}\n"
     );
     let conf = dir.join(format!("fngate-{port}.yaml"));
     std::fs::write(&conf, yaml).unwrap();

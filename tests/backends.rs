@@ -200,14 +200,38 @@ fn run_clients(
 ) -> Vec<String> {
     let backend = Backend::start(fault, extra, delay);
     let g = gateway_on(backend.addr);
+    let wrong = run_through(g.addr, fault, clients, rounds, pause, false);
+    for c in 0..clients {
+        for r in 0..rounds {
+            let id = format!("cid{c}r{r}");
+            assert_eq!(
+                backend.times_seen(&id),
+                1,
+                "{fault:?}: {id} reached the backend"
+            );
+        }
+    }
+    wrong
+}
+
+/// `run_clients` through the proxy at `front`; `all_proxied`: no function routes there.
+fn run_through(
+    front: SocketAddr,
+    fault: Fault,
+    clients: usize,
+    rounds: usize,
+    pause: Duration,
+    all_proxied: bool,
+) -> Vec<String> {
     let barrier = Arc::new(Barrier::new(clients));
     let wrong = Arc::new(Mutex::new(Vec::new()));
     let threads: Vec<_> = (0..clients)
         .map(|c| {
             let (barrier, wrong) = (barrier.clone(), wrong.clone());
-            let addr = g.addr;
+            let addr = front;
             // Function routes and pass-through routes at once, through one pool.
-            let proxied = fault == Fault::After304 || fault == Fault::BodyToHead || c % 2 == 1;
+            let proxied =
+                all_proxied || fault == Fault::After304 || fault == Fault::BodyToHead || c % 2 == 1;
             std::thread::spawn(move || {
                 let mut client = Client::connect(addr);
                 for r in 0..rounds {
@@ -236,16 +260,6 @@ fn run_clients(
         .collect();
     for t in threads {
         t.join().unwrap();
-    }
-    for c in 0..clients {
-        for r in 0..rounds {
-            let id = format!("cid{c}r{r}");
-            assert_eq!(
-                backend.times_seen(&id),
-                1,
-                "{fault:?}: {id} reached the backend"
-            );
-        }
     }
     let wrong = wrong.lock().unwrap().clone();
     wrong
@@ -383,5 +397,41 @@ fn a_pooled_connection_the_backend_closed_while_idle_is_not_used() {
             assert_eq!(backend.times_seen(&id), 1, "{route} #{i}");
             std::thread::sleep(Duration::from_millis(100));
         }
+    }
+}
+
+/// The same late-bytes run through nginx (upstream keep-alive on) for comparison; run by hand
+/// where nginx is installed: `cargo test --test backends -- --ignored --nocapture`.
+#[test]
+#[ignore = "needs nginx; a comparison, not a check of fngate"]
+fn nginx_on_the_same_backends_for_comparison() {
+    let late = Extra::Late(Duration::from_millis(10));
+    for fault in FAULTS {
+        let backend = Backend::start(fault, late, Duration::from_millis(30));
+        let port = free_port();
+        let dir = std::env::temp_dir().join(format!("fngate-nginx-{port}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let conf = format!(
+            "daemon off;\nmaster_process off;\npid {d}/nginx.pid;\nerror_log {d}/error.log;\nevents {{ worker_connections 1024; }}\nhttp {{\n  access_log off;\n  client_body_temp_path {d}/body;\n  proxy_temp_path {d}/proxy;\n  fastcgi_temp_path {d}/fastcgi;\n  uwsgi_temp_path {d}/uwsgi;\n  scgi_temp_path {d}/scgi;\n  upstream b {{ server {b}; keepalive 64; }}\n  server {{\n    listen 127.0.0.1:{port};\n    location / {{ proxy_pass http://b; proxy_http_version 1.1; proxy_set_header Connection \"\"; }}\n  }}\n}}\n",
+            d = dir.display(),
+            b = backend.addr
+        );
+        std::fs::write(dir.join("nginx.conf"), conf).unwrap();
+        let mut nginx = std::process::Command::new("nginx")
+            .args(["-c", &dir.join("nginx.conf").display().to_string()])
+            .spawn()
+            .expect("nginx runs");
+        let front: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        wait_listening(front);
+        let pause = Duration::from_millis(150);
+        let wrong = run_through(front, fault, 16, 4, pause, true);
+        let leaked = wrong.iter().filter(|w| w.contains("x-id Some")).count();
+        eprintln!(
+            "nginx, {fault:?}: {} of 64 answers not the client's own ({leaked} with another's id)",
+            wrong.len()
+        );
+        let _ = nginx.kill();
+        let _ = nginx.wait();
+        std::fs::remove_dir_all(&dir).ok();
     }
 }
