@@ -45,8 +45,11 @@ struct Backend {
     seen: Arc<Mutex<HashMap<String, usize>>>,
 }
 
+type Seen = Mutex<HashMap<String, usize>>;
+
 impl Backend {
-    fn start(fault: Fault, extra: Extra, delay: Duration) -> Backend {
+    /// Accepts connections, each served by `serve` on a thread of its own.
+    fn spawn(serve: impl Fn(TcpStream, &Seen) + Send + Copy + 'static) -> Backend {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
         let seen = Arc::new(Mutex::new(HashMap::new()));
@@ -55,10 +58,14 @@ impl Backend {
             for conn in listener.incoming() {
                 let Ok(conn) = conn else { return };
                 let s = s.clone();
-                std::thread::spawn(move || serve(conn, fault, extra, delay, &s));
+                std::thread::spawn(move || serve(conn, &s));
             }
         });
         Backend { addr, seen }
+    }
+
+    fn start(fault: Fault, extra: Extra, delay: Duration) -> Backend {
+        Backend::spawn(move |conn, seen| serve(conn, fault, extra, delay, seen))
     }
 
     fn times_seen(&self, id: &str) -> usize {
@@ -115,13 +122,7 @@ fn reply(status: u16, id: &str, proxied: bool, with_length: bool) -> Vec<u8> {
     out.into_bytes()
 }
 
-fn serve(
-    mut conn: TcpStream,
-    fault: Fault,
-    extra: Extra,
-    delay: Duration,
-    seen: &Mutex<HashMap<String, usize>>,
-) {
+fn serve(mut conn: TcpStream, fault: Fault, extra: Extra, delay: Duration, seen: &Seen) {
     let mut pending = Vec::new();
     while let Some(request) = read_request(&mut conn, &mut pending) {
         let id = id_in(&request);
@@ -320,39 +321,28 @@ enum Act {
 
 /// A backend whose connections follow `plan`, counting requests by caller id.
 fn planned_backend(plan: fn(usize) -> Act) -> Backend {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    let seen = Arc::new(Mutex::new(HashMap::new()));
-    let s = seen.clone();
-    std::thread::spawn(move || {
-        for conn in listener.incoming() {
-            let Ok(mut conn) = conn else { return };
-            let s = s.clone();
-            std::thread::spawn(move || {
-                let mut pending = Vec::new();
-                let mut n = 0;
-                while let Some(request) = read_request(&mut conn, &mut pending) {
-                    let id = id_in(&request);
-                    *s.lock().unwrap().entry(id.clone()).or_default() += 1;
-                    let proxied = request.starts_with(b"POST /p/");
-                    let act = plan(n);
-                    n += 1;
-                    match act {
-                        Act::Die => return,
-                        Act::Answer => {
-                            let _ = conn.write_all(&reply(200, &id, proxied, true));
-                        }
-                        Act::AnswerThenClose(after) => {
-                            let _ = conn.write_all(&reply(200, &id, proxied, true));
-                            std::thread::sleep(after);
-                            return;
-                        }
-                    }
+    Backend::spawn(move |mut conn, seen| {
+        let mut pending = Vec::new();
+        let mut n = 0;
+        while let Some(request) = read_request(&mut conn, &mut pending) {
+            let id = id_in(&request);
+            *seen.lock().unwrap().entry(id.clone()).or_default() += 1;
+            let proxied = request.starts_with(b"POST /p/");
+            let act = plan(n);
+            n += 1;
+            match act {
+                Act::Die => return,
+                Act::Answer => {
+                    let _ = conn.write_all(&reply(200, &id, proxied, true));
                 }
-            });
+                Act::AnswerThenClose(after) => {
+                    let _ = conn.write_all(&reply(200, &id, proxied, true));
+                    std::thread::sleep(after);
+                    return;
+                }
+            }
         }
-    });
-    Backend { addr, seen }
+    })
 }
 
 #[test]
