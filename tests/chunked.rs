@@ -75,9 +75,19 @@ fn extensions_and_trailers_are_read_and_dropped() {
         assert_eq!((r.status, r.text().as_str()), (200, "hello"), "{what}");
         assert_eq!(r.header("connection"), Some("keep-alive"), "{what}");
     }
+    // The end arriving a byte at a time, the empty trailer section last.
+    let mut whole = chunked("5\r\nhello\r\n0\r\n\r\n");
+    let last = whole.split_off(whole.len() - 4);
+    c.send_raw(&whole);
+    for b in last {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        c.send_raw(&[b]);
+    }
+    let r = c.read_response(false);
+    assert_eq!((r.status, r.text().as_str()), (200, "hello"), "in pieces");
     assert_eq!(
         f.events().len(),
-        cases.len(),
+        cases.len() + 1,
         "one connection served them all"
     );
 }

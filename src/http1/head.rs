@@ -151,6 +151,10 @@ pub fn parse(buf: &[u8]) -> Result<Option<Head>, HeadError> {
 /// only then: httparse starts from the first byte each time, so a head arriving a byte at a
 /// time would otherwise be parsed once per byte (quadratic in its size).
 pub fn has_end(buf: &[u8], from: usize) -> bool {
+    // `buf` starts a line, so an empty line may open it (a trailer section with no trailers).
+    if buf.starts_with(b"\n") || buf.starts_with(b"\r\n") {
+        return true;
+    }
     let start = from.saturating_sub(2).min(buf.len());
     let tail = &buf[start..];
     tail.iter().enumerate().any(|(i, &b)| {
@@ -304,6 +308,10 @@ mod tests {
         assert!(!has_end(b"GET / HTTP/1.1\r\nHost: a\r\n\r", 0));
         assert!(!has_end(b"", 0));
         assert!(!has_end(b"x\n\n", 10), "past the end: nothing new");
+        // An empty first line, arriving in pieces.
+        assert!(!has_end(b"\r", 0));
+        assert!(has_end(b"\r\n", 1));
+        assert!(has_end(b"\n", 0));
     }
 
     #[test]
