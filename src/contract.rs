@@ -170,11 +170,9 @@ fn is_token(name: &str) -> bool {
 }
 
 /// Whether a reply header goes to the client: hop-by-hop headers stop here, and the gateway
-/// frames the body and dates the answer itself (one `Date`, the gateway's).
+/// frames the body itself.
 fn passed_on(name: &str) -> bool {
-    !is_hop_by_hop(name)
-        && !name.eq_ignore_ascii_case("content-length")
-        && !name.eq_ignore_ascii_case("date")
+    !is_hop_by_hop(name) && !name.eq_ignore_ascii_case("content-length")
 }
 
 /// What a header value may hold (visible characters, space, tab, obs-text), as `http` checks.

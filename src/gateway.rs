@@ -9,6 +9,7 @@ use crate::config::{OssBridge, Route, Target};
 use crate::contract;
 use crate::errors::{self, GatewayError};
 use crate::event::apigw::{self, ApiRequest, EventError};
+use crate::http1::slots::Slots;
 use crate::http1::{self, Answer, BodyError, Exchange, HeadError};
 use crate::invoke::{InvokeError, Invoker};
 use crate::oss::stats::Stats;
@@ -27,7 +28,6 @@ use smallvec::SmallVec;
 use std::borrow::Cow;
 use std::net::SocketAddr;
 use std::ops::Range;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -38,27 +38,8 @@ pub struct Gateway {
     oss_queue: Option<Arc<AsyncDelivery>>,
     settings: http1::Settings,
     workers: Arc<Workers>,
-    /// Client connections open now, and how many may be (`server.max_connections`).
-    open: Arc<AtomicUsize>,
-    max_connections: usize,
-}
-
-/// One place among the open connections, given back when the connection ends.
-struct Slot(Arc<AtomicUsize>);
-
-impl Slot {
-    fn take(open: &Arc<AtomicUsize>, max: usize) -> Option<Slot> {
-        let taken = open.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
-            (n < max).then_some(n + 1)
-        });
-        taken.ok().map(|_| Slot(open.clone()))
-    }
-}
-
-impl Drop for Slot {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::AcqRel);
-    }
+    /// Client connections open now, at most `server.max_connections`.
+    connections: Slots,
 }
 
 /// What the access log says about a request.
@@ -96,8 +77,7 @@ impl Gateway {
         };
         Gateway {
             invoker: Invoker::new(pool_size, server.send_timeout),
-            max_connections: server.max_connections,
-            open: Arc::new(AtomicUsize::new(0)),
+            connections: Slots::new(server.max_connections),
             state,
             oss_stats,
             oss_queue,
@@ -361,7 +341,7 @@ impl Gateway {
     /// waiting on a gateway out of descriptors.
     async fn turn_away(&self, tcp: tokio::net::TcpStream, shutdown: &ShutdownWatch) {
         let err = GatewayError::TooManyConnections {
-            limit: self.max_connections,
+            limit: self.connections.max(),
         };
         let answer = self.refuse_with(err, tcp.peer_addr().ok());
         http1::turn_away(tcp, &answer, &self.settings, shutdown).await;
@@ -395,7 +375,7 @@ impl ServerApp for Gateway {
         };
         let gateway = self.clone();
         let shutdown = shutdown.clone();
-        let slot = Slot::take(&self.open, self.max_connections);
+        let slot = self.connections.take();
         // Served on a worker (`workers`); this task, pingora's, waits for it, so that pingora's
         // graceful shutdown still waits for the connection.
         let served = self.workers.spawn(async move {

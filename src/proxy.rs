@@ -46,8 +46,7 @@ pub async fn forward(
     let hop = HopByHop::of(conn.header_lines(&reply));
     let headers = conn
         .header_lines(&reply)
-        // The gateway dates its answers itself (one `Date`; nginx hides the upstream's too).
-        .filter(|(name, _)| passes(name, &hop) && !is_framing(name) && !is_date(name))
+        .filter(|(name, _)| passes(name, &hop) && !is_framing(name))
         .chain([("x-jdcloud-request-id", t.request_id.as_bytes())]);
     let started = x.start_answer(reply.status, headers, length);
     conn.consume_head(&reply);
@@ -128,10 +127,6 @@ fn passes(name: &str, hop: &HopByHop) -> bool {
 /// Framing is recomputed on each side.
 fn is_framing(name: &str) -> bool {
     name.eq_ignore_ascii_case("content-length") || name.eq_ignore_ascii_case("transfer-encoding")
-}
-
-fn is_date(name: &str) -> bool {
-    name.eq_ignore_ascii_case("date")
 }
 
 /// A HEAD reply's Content-Length, passed on as it is.

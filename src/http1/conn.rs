@@ -144,16 +144,13 @@ impl Conn {
         // read (garbage is refused at once), then only once its end has arrived or the buffer
         // is full, not again on every read.
         let mut deadline = None;
-        let mut searched = 0;
+        let mut scan = head::EndScan::default();
         loop {
-            let len = self.buf.len();
-            let due = searched == 0 || head::has_end(&self.buf, searched) || len >= head::MAX_HEAD;
-            if len > 0 && due {
+            if scan.due(&self.buf) {
                 if let Some(head) = head::parse(&self.buf).map_err(Stop::Refuse)? {
                     return Ok(head);
                 }
             }
-            searched = len;
             match self.fill(&mut deadline, settings.read_timeout).await {
                 Ok(0) | Err(_) => return Err(Stop::Quiet),
                 Ok(_) => {}
@@ -163,6 +160,14 @@ impl Conn {
 
     fn closing(&self) -> bool {
         *self.shutdown.borrow()
+    }
+
+    /// Answers with `answer` and `Connection: close`, then closes (lingering).
+    async fn answer_and_close(&mut self, answer: &response::Answer, settings: &Settings) {
+        let mut x = Exchange::new(self, Head::default(), settings);
+        x.keep_alive = false;
+        let _ = x.respond_answer(answer).await;
+        self.linger().await;
     }
 
     /// Reads and drops input until the client closes or `LINGER` passes.
@@ -204,11 +209,7 @@ pub async fn serve<H: Handler>(
             Err(Stop::Quiet) => return,
             Err(Stop::Refuse(err)) => {
                 let answer = handler.refuse(&err, conn.peer);
-                let head = Head::default();
-                let mut x = Exchange::new(&mut conn, head, settings);
-                x.keep_alive = false;
-                let _ = x.respond_answer(&answer).await;
-                conn.linger().await;
+                conn.answer_and_close(&answer, settings).await;
                 return;
             }
         };
@@ -241,10 +242,7 @@ pub async fn turn_away(
     shutdown: &watch::Receiver<bool>,
 ) {
     let mut conn = Conn::new(stream, shutdown.clone());
-    let mut x = Exchange::new(&mut conn, Head::default(), settings);
-    x.keep_alive = false;
-    let _ = x.respond_answer(answer).await;
-    conn.linger().await;
+    conn.answer_and_close(answer, settings).await;
 }
 
 /// `f`'s output, or `None` once `timer` reaches `deadline` (`f` is polled first).
@@ -529,17 +527,14 @@ impl<'c> Exchange<'c> {
 
     /// Skips the trailer section (within the head limits); returns where the request ends.
     async fn skip_trailers(&mut self, pos: usize) -> Result<usize, BodyError> {
-        let mut searched = 0;
+        let mut scan = head::EndScan::default();
         loop {
             let section = &self.conn.buf[pos..];
-            // Parsed when its end may have come, as heads are (`next_head`).
-            let due = searched == 0 || head::has_end(section, searched);
-            if due || section.len() >= head::MAX_HEAD {
+            if scan.due(section) {
                 if let Some(len) = chunk::trailers(section).map_err(body_error)? {
                     return Ok(pos + len);
                 }
             }
-            searched = section.len();
             self.fill_body().await?;
         }
     }

@@ -146,11 +146,34 @@ pub fn parse(buf: &[u8]) -> Result<Option<Head>, HeadError> {
     Ok(Some(head))
 }
 
+/// When a header section (a head, or chunked trailers) arriving in pieces is worth parsing:
+/// httparse starts from the first byte each time, so a head arriving a byte at a time would
+/// otherwise be parsed once per byte (quadratic in its size).
+#[derive(Default)]
+pub struct EndScan {
+    /// Bytes of the section looked at before; `None` until it had any.
+    searched: Option<usize>,
+}
+
+impl EndScan {
+    /// Whether to parse `buf`, the section so far: on the first look at it (garbage is refused
+    /// at once), then once its end may have arrived, or once it has reached `MAX_HEAD`.
+    pub fn due(&mut self, buf: &[u8]) -> bool {
+        if buf.is_empty() {
+            return false;
+        }
+        let due = match self.searched {
+            None => true,
+            Some(from) => has_end(buf, from) || buf.len() >= MAX_HEAD,
+        };
+        self.searched = Some(buf.len());
+        due
+    }
+}
+
 /// Whether the end of a header section (an empty line, CRLF or bare LF as httparse takes it)
-/// lies in `buf` past the first `from` bytes, which were searched before. Parsing is tried
-/// only then: httparse starts from the first byte each time, so a head arriving a byte at a
-/// time would otherwise be parsed once per byte (quadratic in its size).
-pub fn has_end(buf: &[u8], from: usize) -> bool {
+/// lies in `buf` past the first `from` bytes, which were searched before.
+fn has_end(buf: &[u8], from: usize) -> bool {
     // `buf` starts a line, so an empty line may open it (a trailer section with no trailers).
     if buf.starts_with(b"\n") || buf.starts_with(b"\r\n") {
         return true;
@@ -312,6 +335,14 @@ mod tests {
         assert!(!has_end(b"\r", 0));
         assert!(has_end(b"\r\n", 1));
         assert!(has_end(b"\n", 0));
+    }
+
+    #[test]
+    fn a_head_arriving_a_byte_at_a_time_is_parsed_twice() {
+        let head = b"GET / HTTP/1.1\r\nHost: a\r\n\r\n";
+        let mut scan = EndScan::default();
+        let due: Vec<usize> = (0..=head.len()).filter(|&n| scan.due(&head[..n])).collect();
+        assert_eq!(due, [1, head.len()], "the first byte, and the end");
     }
 
     #[test]

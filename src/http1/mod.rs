@@ -11,6 +11,7 @@ pub mod conn;
 pub mod head;
 pub mod io;
 pub mod response;
+pub mod slots;
 pub mod timer;
 
 pub use conn::{serve, turn_away, BodyError, Exchange, Handler, Settings};

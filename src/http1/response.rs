@@ -18,6 +18,10 @@ pub fn push_decimal(out: &mut Vec<u8>, n: u64) {
     out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
 }
 
+fn is_date(name: &str) -> bool {
+    name.len() == 4 && name.eq_ignore_ascii_case("date")
+}
+
 /// Whether an answer with this status carries a body (RFC 9110 §6.4.1).
 pub fn has_body(status: u16) -> bool {
     !(100..200).contains(&status) && status != 204 && status != 304
@@ -71,7 +75,9 @@ pub fn head<'h>(
     out.push(b' ');
     out.extend_from_slice(reason.as_bytes());
     out.extend_from_slice(b"\r\n");
-    for (name, value) in headers {
+    // The server dates its answers: one `Date`, its own, whatever a function or upstream
+    // said (nginx hides the upstream's too).
+    for (name, value) in headers.into_iter().filter(|(n, _)| !is_date(n)) {
         push_header(out, name, value);
     }
     if has_body(status) {
@@ -100,7 +106,7 @@ mod tests {
     #[test]
     fn heads_carry_framing_date_and_connection() {
         let mut out = Vec::new();
-        let headers = [("content-type", &b"text/plain"[..])];
+        let headers = [("content-type", &b"text/plain"[..]), ("DATE", b"x")];
         head(&mut out, 200, headers, Some(5), false, true, b"D");
         assert_eq!(
             String::from_utf8(out).unwrap(),

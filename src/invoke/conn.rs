@@ -364,16 +364,14 @@ impl Conn {
         r.at_size = false;
         r.left = usize::try_from(size).map_err(|_| after("chunk too large"))?;
         if r.left == 0 {
-            let mut searched = 0;
+            let mut scan = crate::http1::head::EndScan::default();
             let len = loop {
-                let due = searched == 0 || crate::http1::head::has_end(&self.buf, searched);
-                if due || self.buf.len() >= MAX_HEAD {
+                if scan.due(&self.buf) {
                     if let Some(len) = chunk::trailers(&self.buf).map_err(chunk_failure)? {
                         break len;
                     }
                 }
-                searched = self.buf.len();
-                self.need(searched + 1).await?;
+                self.need(self.buf.len() + 1).await?;
             };
             self.buf.drain(..len);
             r.done = true;
