@@ -1,4 +1,4 @@
-//! The OSS bridge's request path (SPEC §6), in order: POST only → credential → the body within
+//! The OSS bridge's request path (docs/oss-bridge.md), in order: POST only → credential → the body within
 //! its cap → what kind of message it is → control messages answered → records matched against
 //! the triggers → events delivered (`sync`) or durably stored (`async`) → the answer that tells
 //! the sender whether to retry.

@@ -1,4 +1,4 @@
-//! The reply contract (SPEC §2): function output bytes → an HTTP reply, or a violation that names
+//! The reply contract (docs/events.md): function output bytes → an HTTP reply, or a violation that names
 //! the offending field by JSON pointer (the gateway answers 503).
 
 use crate::event::apigw::is_hop_by_hop;
@@ -310,7 +310,7 @@ fn status_code(raw: Option<&RawValue>) -> Result<u16, Violation> {
         .filter(|_| text.bytes().all(|b| b.is_ascii_digit()));
     match number {
         Some(n @ 200..=599) => Ok(n as u16),
-        // SPEC §2 allows 100..599, but a 1xx cannot be a final response: the client would wait
+        // The contract (docs/events.md) allows 100..599, but a 1xx cannot be a final response: the client would wait
         // for another one. Documented in docs/events.md.
         Some(n @ 100..=199) => Err(violation(
             "/statusCode",

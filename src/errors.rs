@@ -1,4 +1,4 @@
-//! Every answer the gateway produces itself (SPEC §4): status, `x-fngate-error` code, JSON body.
+//! Every answer the gateway produces itself (docs/events.md): status, `x-fngate-error` code, JSON body.
 
 use crate::contract::{self, Violation};
 use crate::event::json::{push_key, push_member, push_str};
@@ -178,7 +178,7 @@ impl GatewayError {
         }
     }
 
-    /// The whole answer (SPEC §4): JSON body, `x-fngate-error`, the headers some statuses
+    /// The whole answer (docs/events.md): JSON body, `x-fngate-error`, the headers some statuses
     /// call for, and the request id.
     pub fn answer(&self, request_id: &str, expose_details: bool) -> Answer {
         let mut headers = vec![

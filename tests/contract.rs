@@ -1,4 +1,4 @@
-//! The reply contract (SPEC §2): valid replies are passed through exactly, every violation class
+//! The reply contract (docs/events.md): valid replies are passed through exactly, every violation class
 //! is a 503 naming the field, and the client connection stays usable after each.
 
 mod support;

@@ -1,4 +1,4 @@
-//! Golden tests: every normalisation rule of SPEC §1, checked on the event a real function
+//! Golden tests: every normalisation rule of docs/events.md, checked on the event a real function
 //! backend receives through the gateway.
 
 mod support;

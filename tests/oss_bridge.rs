@@ -7,15 +7,6 @@ use serde_json::{json, Value};
 use support::*;
 
 const TOKEN: &str = "test-token-0123456789";
-const FIXTURES: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../shared/reference/notifications"
-);
-
-fn fixture(name: &str) -> Vec<u8> {
-    std::fs::read(format!("{FIXTURES}/{name}")).unwrap()
-}
-
 fn bridge(f: &FakeFunction, bridge_extra: &str) -> Gateway {
     Gateway::start(&format!(
         "gateway:\n  region: cn-north-1\n  account_id: \"594035263019\"\n  owner_pin: \"594035263019\"\nfunctions:\n  fn:\n    endpoints: [\"{}\"]\n    timeout: 2s\napis:\n  - id: a\n    routes:\n      - path: /api/{{x}}\n        function: fn\ntriggers:\n  oss:\n    - name: test-trigger\n      function: fn\n      bucket: test-bucket\n      triggerConfig:\n        events: s3:ObjectCreated:*\n    - name: aws-trigger\n      function: fn\n      bucket: sourcebucket\n      triggerConfig:\n        events: [s3:ObjectCreated:Put]\n        filter: {{key: {{suffix: .jpg}}}}\noss_bridge:\n  path: /oss/notify\n  token: {TOKEN}\n  delivery: sync\n  max_body_bytes: 65536\n{bridge_extra}",

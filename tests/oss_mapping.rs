@@ -1,8 +1,9 @@
-//! Golden tests of the OSS bridge's mapping (SPEC §6): every payload in
-//! `../shared/reference/notifications/` is recognised as the right sender and reduced to the
+//! Golden tests of the OSS bridge's mapping (docs/oss-bridge.md): every payload in
+//! `tests/fixtures/notifications/` is recognised as the right sender and reduced to the
 //! right record (or recognised as a test event, a handshake, or not a notification); key decoding
 //! per sender; the JD event, field by field; deterministic ids; the seed's trigger filters.
 
+mod support;
 use fngate::config::{Config, GatewaySettings, OssTrigger};
 use fngate::oss::classify::{classify, Notification};
 use fngate::oss::event;
@@ -11,15 +12,7 @@ use http::HeaderMap;
 use serde_json::{json, Value};
 use std::path::Path;
 use std::time::SystemTime;
-
-const FIXTURES: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../shared/reference/notifications"
-);
-
-fn fixture(name: &str) -> Vec<u8> {
-    std::fs::read(format!("{FIXTURES}/{name}")).unwrap_or_else(|e| panic!("{name}: {e}"))
-}
+use support::{fixture, FIXTURES};
 
 /// SNS posts its bodies with `x-amz-sns-message-type`.
 fn headers_for(name: &str, body: &[u8]) -> HeaderMap {
@@ -199,8 +192,8 @@ fn records(name: &str) -> Vec<ObjectRecord> {
 }
 
 #[test]
-fn the_jd_event_has_every_field_of_spec_6() {
-    // The worked example of oss-bridge-notes §10.
+fn the_jd_event_has_every_field_of_the_mapping() {
+    // AWS's documented Put example, mapped field by field (docs/oss-bridge.md, "Mapping").
     let t = triggers(
         "    - name: bgd32g0tpenuipc0thog\n      function: f\n      bucket: DOC-EXAMPLE-BUCKET\n      triggerConfig:\n        events: [s3:ObjectCreated:*]\n",
         Path::new("."),

@@ -1,4 +1,4 @@
-//! The gateway's own statuses (SPEC §4), pooling, balancing and load, on real sockets.
+//! The gateway's own statuses (docs/events.md), pooling, balancing and load, on real sockets.
 
 mod support;
 use serde_json::json;

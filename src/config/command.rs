@@ -1,4 +1,4 @@
-//! Checks for `command:` functions (SPEC §7): the program must be found, the working directory
+//! Checks for `command:` functions (docs/configuration.md): the program must be found, the working directory
 //! must exist, and the function's `env:` may not set what the gateway sets for each instance.
 
 use super::file::FunctionFile;
@@ -8,7 +8,7 @@ use super::{Command, Problem, DEFAULT_START_TIMEOUT};
 use serde_saphyr::Spanned;
 use std::path::{Path, PathBuf};
 
-/// Environment the gateway gives every instance (SPEC §3); `env:` may not override it.
+/// Environment the gateway gives every instance (docs/events.md); `env:` may not override it.
 pub const PORT: &str = "PORT";
 pub const FUNCTION_NAME: &str = "FNGATE_FUNCTION_NAME";
 pub const FUNCTION_TIMEOUT_MS: &str = "FNGATE_FUNCTION_TIMEOUT_MS";

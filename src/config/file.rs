@@ -1,4 +1,4 @@
-//! The YAML file as written by users (SPEC §7). Strict: unknown keys are errors. These types are
+//! The YAML file as written by users (docs/configuration.md). Strict: unknown keys are errors. These types are
 //! only the parse result; `validate` turns them into the runtime `Config`.
 
 use super::value::{Dur, Scalar, Text};

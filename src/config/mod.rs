@@ -13,7 +13,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-/// Functions default to this timeout (SPEC §3).
+/// Functions default to this timeout (docs/events.md).
 pub const DEFAULT_FUNCTION_TIMEOUT: Duration = Duration::from_secs(30);
 /// 6 MiB, JD Cloud's and AWS Lambda's synchronous payload limit.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 6 * 1024 * 1024;
@@ -35,7 +35,7 @@ pub struct Config {
     pub oss_bridge: Option<OssBridge>,
 }
 
-/// One `triggers.oss` entry (SPEC §6).
+/// One `triggers.oss` entry (docs/oss-bridge.md).
 #[derive(Debug, Clone)]
 pub struct OssTrigger {
     /// Written into events as `detail.s3.configurationId`.
@@ -129,7 +129,7 @@ pub struct Endpoint {
     pub path_and_query: String,
 }
 
-/// A function process the gateway starts itself (supervised; see SPEC §3).
+/// A function process the gateway starts itself (supervised; see docs/runtime.md).
 #[derive(Debug, Clone)]
 pub struct Command {
     /// A bare name (looked up in PATH when started) or a path resolved against `workdir`.

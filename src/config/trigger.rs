@@ -1,4 +1,4 @@
-//! OSS triggers and the bridge endpoint (SPEC §6, §7): the seed's `triggerConfig` (inline or the
+//! OSS triggers and the bridge endpoint (docs/oss-bridge.md, docs/configuration.md): the seed's `triggerConfig` (inline or the
 //! seed's own `ossTrigger.yml` through `config_file:`), event names and wildcards, literal key
 //! filters, and the overlap check that S3 applies to notification configurations.
 

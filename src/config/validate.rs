@@ -393,7 +393,7 @@ fn route_settings(
             "apikey" | "jdcloud" => problems.push(at_span(
                 a,
                 format!(
-                    "auth {:?} is not implemented yet (SPEC §5); use none",
+                    "auth {:?} is not implemented yet (docs/configuration.md); use none",
                     a.value.0
                 ),
             )),

@@ -1,4 +1,4 @@
-//! Request → JD Cloud API-gateway event (SPEC §1). A pure function: request parts in, JSON bytes
+//! Request → JD Cloud API-gateway event (docs/events.md). A pure function: request parts in, JSON bytes
 //! out, written directly without an intermediate `serde_json::Value`.
 
 use super::decode::{decode_component, parse_query};

@@ -1,5 +1,5 @@
-//! Building function events: `apigw` for API-gateway requests (SPEC §1); the OSS event of
-//! SPEC §6 joins it with the bridge.
+//! Building function events: `apigw` for API-gateway requests (docs/events.md); the OSS event of
+//! docs/oss-bridge.md joins it with the bridge.
 
 pub mod apigw;
 pub mod decode;

@@ -1,4 +1,4 @@
-//! The bridge's credential (SPEC §6): `Authorization: Bearer <token>` (MinIO's webhook
+//! The bridge's credential (docs/oss-bridge.md): `Authorization: Bearer <token>` (MinIO's webhook
 //! `auth_token`) or `?token=<token>` (SNS and Ceph carry it in the subscription URL), compared
 //! in constant time.
 

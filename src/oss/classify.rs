@@ -1,4 +1,4 @@
-//! What a POST to the bridge is (oss-bridge-notes §9): an SNS message, a JD OSS callback or its
+//! What a POST to the bridge is (docs/oss-bridge.md, "What a request goes through"): an SNS message, a JD OSS callback or its
 //! handshake, an EventBridge event, an S3 test event, a MinIO body, S3-shaped `Records` (AWS,
 //! Ceph, JD OSS), an Alibaba OSS body, or an event already in the JD format.
 

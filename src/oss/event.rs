@@ -1,5 +1,5 @@
 //! Matching a record against the triggers, and the JD Cloud OSS-trigger event it becomes
-//! (SPEC §6): one `{"Records": [record]}` per record per matching trigger.
+//! (docs/oss-bridge.md): one `{"Records": [record]}` per record per matching trigger.
 
 use super::records::ObjectRecord;
 use crate::config::{GatewaySettings, OssTrigger};

@@ -1,4 +1,4 @@
-//! The OSS-trigger bridge (SPEC §6): bucket notifications in, JD Cloud OSS-trigger events out.
+//! The OSS-trigger bridge (docs/oss-bridge.md): bucket notifications in, JD Cloud OSS-trigger events out.
 //!
 //! `classify` recognises the sender and its control messages, `records` reduces each sender's
 //! record to one shape, `event` matches it against the triggers and writes the JD event.

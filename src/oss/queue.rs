@@ -1,4 +1,4 @@
-//! The durable store of `delivery: async` (SPEC §6): accepted events wait here until delivered,
+//! The durable store of `delivery: async` (docs/oss-bridge.md): accepted events wait here until delivered,
 //! failed ones are dead-lettered, and recently accepted ids are remembered to drop duplicates.
 //!
 //! redb (an embedded, crash-safe B-tree store) rather than a hand-written log: a commit returns

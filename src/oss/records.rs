@@ -1,6 +1,6 @@
 //! One bucket-notification record of any sender → an [`ObjectRecord`]: the normalised event name
-//! (`s3:` form), bucket, decoded key and object fields. Each sender's quirks (oss-bridge-notes
-//! §1–§6, §10) are handled here and nowhere else.
+//! (`s3:` form), bucket, decoded key and object fields. Each sender's quirks (the mapping table of
+//! docs/oss-bridge.md) are handled here and nowhere else.
 
 use crate::event::decode::decode_component;
 use serde_json::{Map, Value};

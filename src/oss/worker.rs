@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::sync::{mpsc, Semaphore};
 
-/// Retry delays grow to this and no further (SPEC §6: "from about 1 s up to 5 min").
+/// Retry delays grow to this and no further (docs/oss-bridge.md: "from about 1 s up to 5 min").
 const MAX_BACKOFF: Duration = Duration::from_secs(300);
 /// How often ids older than the dedup window are forgotten.
 const PRUNE_EVERY: Duration = Duration::from_secs(60);

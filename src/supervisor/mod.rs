@@ -1,4 +1,4 @@
-//! Supervised functions (SPEC §3, §7): every instance of a `command:` function gets a loopback port
+//! Supervised functions (docs/runtime.md, docs/configuration.md): every instance of a `command:` function gets a loopback port
 //! chosen here, becomes an endpoint of its function, is started before the gateway listens, is
 //! restarted with back-off whenever it exits, and is stopped after the gateway has drained.
 //!

@@ -31,6 +31,13 @@ pub fn free_port() -> u16 {
     panic!("no free port in {FIRST}..{}", FIRST + SPAN)
 }
 
+/// Recorded bucket notifications; where each comes from is in the folder's SOURCES.md.
+pub const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/notifications");
+
+pub fn fixture(name: &str) -> Vec<u8> {
+    std::fs::read(format!("{FIXTURES}/{name}")).unwrap_or_else(|e| panic!("{name}: {e}"))
+}
+
 pub fn wait_listening(addr: SocketAddr) {
     let until = Instant::now() + Duration::from_secs(15);
     while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
