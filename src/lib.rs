@@ -18,6 +18,7 @@ pub mod http1;
 pub mod invoke;
 pub mod oss;
 pub mod proxy;
+pub mod reload;
 pub mod routing;
 pub mod server;
 pub mod snapshot;

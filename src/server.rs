@@ -9,6 +9,7 @@ use crate::config::{Config, Delivery};
 use crate::gateway::Gateway;
 use crate::oss::stats::Stats;
 use crate::oss::worker::AsyncDelivery;
+use crate::reload::Reloader;
 use crate::snapshot::Snapshot;
 use crate::supervisor::Supervisor;
 use crate::workers::Workers;
@@ -34,10 +35,23 @@ fn check_listeners(config: &Config) -> Result<(), String> {
     Ok(())
 }
 
+/// What `run` stops once pingora's server has drained.
+struct Running {
+    reloader: Arc<Reloader>,
+    workers: Arc<Workers>,
+    pid_file: Option<PidFile>,
+}
+
 /// Starts the supervised functions and the worker threads and builds the server; nothing
 /// listens until it runs.
-fn build(mut config: Config) -> Result<(Server, Supervisor, Arc<Workers>), String> {
+fn build(mut config: Config) -> Result<(Server, Running), String> {
     check_listeners(&config)?;
+    let pid_file = config
+        .server
+        .pid_file
+        .as_deref()
+        .map(PidFile::write)
+        .transpose()?;
     let supervisor = Supervisor::start(&mut config)?;
     let threads = config.server.threads;
     let workers = Workers::start(threads).map_err(|e| format!("cannot start workers: {e}"))?;
@@ -54,8 +68,9 @@ fn build(mut config: Config) -> Result<(Server, Supervisor, Arc<Workers>), Strin
     let listen = config.server.listen.clone();
     let config_bridge = config.oss_bridge.clone();
     let admin_listen = config.server.admin_listen;
-    let snapshot = Snapshot::new(config)?;
+    let snapshot = Snapshot::new(config, supervisor.instances(), 1)?;
     let state = Arc::new(ArcSwap::from_pointee(snapshot));
+    let reloader = Arc::new(Reloader::new(state.clone(), supervisor));
 
     let mut server = Server::new_with_opt_and_conf(None, conf);
     server.bootstrap();
@@ -70,6 +85,8 @@ fn build(mut config: Config) -> Result<(Server, Supervisor, Arc<Workers>), Strin
     };
     let admin = admin_listen.map(|addr| {
         let app = Admin {
+            state: state.clone(),
+            reloader: reloader.clone(),
             stats: oss_stats.clone(),
             queue: oss_queue.clone(),
         };
@@ -95,23 +112,86 @@ fn build(mut config: Config) -> Result<(Server, Supervisor, Arc<Workers>), Strin
     if let Some(admin) = admin {
         server.add_service(admin);
     }
-    Ok((server, supervisor, workers))
+    let running = Running {
+        reloader,
+        workers,
+        pid_file,
+    };
+    Ok((server, running))
 }
 
 /// Runs until the process gets SIGTERM (graceful, `server.grace_period`), SIGINT (fast) or
-/// SIGQUIT (graceful upgrade).
+/// SIGQUIT (graceful upgrade); SIGHUP reloads the config file.
 pub fn run_forever(config: Config) -> Result<(), String> {
-    run(config, RunArgs::default())
+    run(config, RunArgs::default(), true)
 }
 
 /// Builds, runs until pingora's shutdown is over, then stops what pingora does not own: the
 /// workers (whatever still runs on them is dropped) and the supervised functions.
-fn run(config: Config, args: RunArgs) -> Result<(), String> {
-    let (server, supervisor, workers) = build(config)?;
+fn run(config: Config, args: RunArgs, reload_on_sighup: bool) -> Result<(), String> {
+    let (server, running) = build(config)?;
+    if reload_on_sighup {
+        reload_on_hangup(running.reloader.clone())?;
+    }
     server.run(args);
-    workers.stop();
-    supervisor.stop();
+    running.workers.stop();
+    running.reloader.stop_functions();
+    drop(running.pid_file);
     Ok(())
+}
+
+/// A thread that reloads the config on each SIGHUP, one reload at a time.
+fn reload_on_hangup(reloader: Arc<Reloader>) -> Result<(), String> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot watch for SIGHUP: {e}"))?;
+    // Registered here, before the server runs, so that an early SIGHUP cannot kill the process.
+    let mut hangups = runtime
+        .block_on(async { signal(SignalKind::hangup()) })
+        .map_err(|e| format!("cannot watch for SIGHUP: {e}"))?;
+    std::thread::Builder::new()
+        .name("fngate-reload".into())
+        .spawn(move || {
+            runtime.block_on(async move {
+                while hangups.recv().await.is_some() {
+                    tracing::info!(target: "fngate::reload", "SIGHUP: reloading the configuration");
+                    // Blocking is fine: this thread does nothing else.
+                    let _ = reloader.reload();
+                }
+            });
+        })
+        .map_err(|e| format!("cannot watch for SIGHUP: {e}"))?;
+    Ok(())
+}
+
+/// `server.pid_file`: written once the listeners are known to be free, removed on exit if it
+/// still names this process.
+struct PidFile(std::path::PathBuf);
+
+impl PidFile {
+    fn write(path: &std::path::Path) -> Result<PidFile, String> {
+        let pid = std::process::id();
+        // Written beside and renamed, so that a reader never sees half a number.
+        let tmp = path.with_extension("pid.tmp");
+        let dir = path.parent().unwrap_or(std::path::Path::new("."));
+        std::fs::create_dir_all(dir)
+            .and_then(|_| std::fs::write(&tmp, format!("{pid}\n")))
+            .and_then(|_| std::fs::rename(&tmp, path))
+            .map_err(|e| format!("cannot write the pid file {}: {e}", path.display()))?;
+        Ok(PidFile(path.to_path_buf()))
+    }
+}
+
+impl Drop for PidFile {
+    fn drop(&mut self) {
+        let ours = std::fs::read_to_string(&self.0)
+            .is_ok_and(|s| s.trim() == std::process::id().to_string());
+        if ours {
+            let _ = std::fs::remove_file(&self.0);
+        }
+    }
 }
 
 /// A shutdown switch for embedding the gateway (tests, benches): `stop()` ends `run_until`.
@@ -137,5 +217,5 @@ impl ShutdownSignalWatch for StopWatch {
 /// Runs on the calling thread until `stopper.stop()`.
 pub fn run_until(config: Config, stopper: &Stopper) -> Result<(), String> {
     let shutdown_signal = Box::new(StopWatch(stopper.0.clone()));
-    run(config, RunArgs { shutdown_signal })
+    run(config, RunArgs { shutdown_signal }, false)
 }

@@ -1,10 +1,13 @@
 //! An immutable view of everything a request needs — config, route table, function clients —
-//! built off the hot path and swapped whole (`ArcSwap`) so that a reload is one store.
+//! built off the hot path and swapped whole (`ArcSwap`) so that a reload is one store. A request
+//! holds the snapshot it started with until it ends.
 
 use crate::config::Config;
 use crate::event::apigw::Template;
 use crate::invoke::FunctionClient;
 use crate::routing::RouteTable;
+use crate::supervisor::InstanceState;
+use std::sync::Arc;
 
 pub struct Snapshot {
     pub config: Config,
@@ -12,10 +15,18 @@ pub struct Snapshot {
     pub functions: Vec<FunctionClient>,
     /// Each API's event template, by the API's index in `config.apis`.
     pub templates: Vec<Template>,
+    /// The supervised instances the functions' endpoints lead to.
+    pub instances: Vec<Arc<InstanceState>>,
+    /// 1 for the config the gateway started with, one more for each reload.
+    pub generation: u64,
 }
 
 impl Snapshot {
-    pub fn new(config: Config) -> Result<Snapshot, String> {
+    pub fn new(
+        config: Config,
+        instances: Vec<Arc<InstanceState>>,
+        generation: u64,
+    ) -> Result<Snapshot, String> {
         let table = RouteTable::build(&config.routes).map_err(|c| {
             c.iter()
                 .map(|c| c.message.as_str())
@@ -33,6 +44,8 @@ impl Snapshot {
             table,
             functions,
             templates,
+            instances,
+            generation,
         })
     }
 }

@@ -79,7 +79,14 @@ fn the_readme_demo_prints_what_the_readme_shows() {
     );
     let port = free_port();
     let addr = format!("127.0.0.1:{port}");
-    let g = Gateway::from_yaml(&yaml.replace(README_ADDR, &addr), &conf_dir, port);
+    // The admin port and pid file are the operator's, not the demo's.
+    let yaml: String = yaml
+        .replace(README_ADDR, &addr)
+        .lines()
+        .filter(|l| !l.starts_with("  admin_listen:") && !l.starts_with("  pid_file:"))
+        .flat_map(|l| [l, "\n"])
+        .collect();
+    let g = Gateway::from_yaml(&yaml, &conf_dir, port);
 
     let demo = readme_demo();
     assert!(demo.len() >= 3, "{demo:?}");

@@ -43,6 +43,8 @@ pub struct ServerFile {
     pub send_timeout: Option<Dur>,
     /// Client connections open at once on the gateway's listeners.
     pub max_connections: Option<Scalar<usize>>,
+    /// Where the running gateway writes its process id (for `fngate -s reload`).
+    pub pid_file: Option<Text>,
 }
 
 #[derive(Debug, Default, Deserialize)]

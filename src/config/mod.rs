@@ -25,6 +25,8 @@ pub const DEFAULT_START_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct Config {
     /// Directory of the config file; relative paths are resolved against it.
     pub base_dir: PathBuf,
+    /// The file it was read from (`None` when built from text): what a reload reads again.
+    pub source: Option<PathBuf>,
     pub server: ServerSettings,
     pub gateway: GatewaySettings,
     pub expose_details: bool,
@@ -86,7 +88,7 @@ impl fmt::Debug for Secret {
     }
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ServerSettings {
     pub listen: Vec<SocketAddr>,
     pub admin_listen: Option<SocketAddr>,
@@ -97,6 +99,8 @@ pub struct ServerSettings {
     pub read_timeout: Duration,
     pub send_timeout: Duration,
     pub max_connections: usize,
+    /// Relative to the config file's directory.
+    pub pid_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone)]
@@ -130,7 +134,7 @@ pub struct Endpoint {
 }
 
 /// A function process the gateway starts itself (supervised; see docs/runtime.md).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Command {
     /// A bare name (looked up in PATH when started) or a path resolved against `workdir`.
     pub program: PathBuf,
@@ -230,7 +234,9 @@ impl Config {
             .filter(|p| !p.as_os_str().is_empty())
             .unwrap_or(Path::new("."));
         let base = std::fs::canonicalize(base).unwrap_or_else(|_| base.to_path_buf());
-        Config::from_yaml(&text, &base, &path.display().to_string())
+        let mut config = Config::from_yaml(&text, &base, &path.display().to_string())?;
+        config.source = Some(path.to_path_buf());
+        Ok(config)
     }
 
     /// Parses and validates YAML text; `base_dir` anchors relative paths, `file` names the source

@@ -41,7 +41,7 @@ pub(super) fn parse_problem(e: &serde_saphyr::Error) -> Problem {
 
 pub(super) fn validate(file: FileConfig, base_dir: &Path) -> Result<Config, Problems> {
     let mut problems = Vec::new();
-    let server = server(&file, &mut problems);
+    let server = server(&file, base_dir, &mut problems);
     let gateway = gateway(&file, &mut problems);
     let max_body = file
         .limits
@@ -119,6 +119,7 @@ pub(super) fn validate(file: FileConfig, base_dir: &Path) -> Result<Config, Prob
     if problems.is_empty() {
         Ok(Config {
             base_dir: base_dir.to_path_buf(),
+            source: None,
             server,
             gateway,
             expose_details: file.errors.expose_details.is_none_or(|v| v.0),
@@ -148,7 +149,7 @@ fn socket_addr(text: &Spanned<Text>, what: &str, problems: &mut Problems) -> Opt
     }
 }
 
-fn server(file: &FileConfig, problems: &mut Problems) -> ServerSettings {
+fn server(file: &FileConfig, base_dir: &Path, problems: &mut Problems) -> ServerSettings {
     let s = &file.server;
     let listen: Vec<_> = s
         .listen
@@ -196,6 +197,7 @@ fn server(file: &FileConfig, problems: &mut Problems) -> ServerSettings {
         read_timeout: s.read_timeout.map_or(Duration::from_secs(60), |d| d.0),
         send_timeout: s.send_timeout.map_or(Duration::from_secs(60), |d| d.0),
         max_connections,
+        pid_file: s.pid_file.as_ref().map(|p| base_dir.join(&p.0)),
     }
 }
 

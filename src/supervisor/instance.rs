@@ -6,6 +6,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{ExitStatus, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 use tokio::process::Child;
@@ -30,6 +31,29 @@ pub(super) struct Instance {
     workdir: PathBuf,
     addr: SocketAddr,
     start_timeout: Duration,
+    state: Arc<InstanceState>,
+}
+
+/// What the admin listener shows of an instance (`/readyz`, `/admin/routes`).
+#[derive(Debug)]
+pub struct InstanceState {
+    pub function: Arc<str>,
+    pub index: usize,
+    pub addr: SocketAddr,
+    /// The running process, 0 between runs.
+    pid: AtomicU32,
+    /// Its port accepted a connection since it was last started.
+    ready: AtomicBool,
+}
+
+impl InstanceState {
+    pub fn pid(&self) -> Option<u32> {
+        Some(self.pid.load(Ordering::Relaxed)).filter(|p| *p != 0)
+    }
+
+    pub fn ready(&self) -> bool {
+        self.ready.load(Ordering::Relaxed)
+    }
 }
 
 enum Ended {
@@ -53,8 +77,16 @@ impl Instance {
             (env::FUNCTION_MEMORY_MB.to_owned(), f.memory_mb.to_string()),
             (env::INSTANCE.to_owned(), index.to_string()),
         ]);
+        let function: Arc<str> = f.name.as_str().into();
         Instance {
-            function: f.name.as_str().into(),
+            state: Arc::new(InstanceState {
+                function: function.clone(),
+                index,
+                addr,
+                pid: AtomicU32::new(0),
+                ready: AtomicBool::new(false),
+            }),
+            function,
             index,
             program: command.program.clone(),
             args: command
@@ -67,6 +99,14 @@ impl Instance {
             addr,
             start_timeout: command.start_timeout,
         }
+    }
+
+    pub(super) fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    pub(super) fn state(&self) -> Arc<InstanceState> {
+        self.state.clone()
     }
 
     /// Runs the instance until `stop` says so. `settled` hears once, when the first start has
@@ -121,6 +161,7 @@ impl Instance {
             }
         };
         let pid = child.id();
+        self.state.pid.store(pid.unwrap_or(0), Ordering::Relaxed);
         let relays = [
             child.stdout.take().map(|s| {
                 tokio::spawn(output::relay(
@@ -148,6 +189,7 @@ impl Instance {
             tokio::select! {
                 _ = &mut ready, if !is_ready => {
                     is_ready = true;
+                    self.state.ready.store(true, Ordering::Relaxed);
                     tracing::info!(
                         function = %self.function,
                         instance = self.index,
@@ -171,12 +213,16 @@ impl Instance {
                 }
                 status = child.wait() => break status,
                 _ = stop.changed() => {
+                    self.state.ready.store(false, Ordering::Relaxed);
                     terminate(&mut child, pid).await;
+                    self.state.pid.store(0, Ordering::Relaxed);
                     tracing::info!(function = %self.function, instance = self.index, pid, "stopped");
                     return Ended::Stopped;
                 }
             }
         };
+        self.state.ready.store(false, Ordering::Relaxed);
+        self.state.pid.store(0, Ordering::Relaxed);
         // Let the last lines (a traceback, say) reach the log before the exit is reported.
         for relay in relays.into_iter().flatten() {
             let _ = tokio::time::timeout(Duration::from_millis(500), relay).await;
