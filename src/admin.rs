@@ -11,7 +11,7 @@
 //! - `POST /oss/dead-letters/replay[?seq=N]` → moves them (or one) back for delivery
 
 use crate::config::Target;
-use crate::oss::stats::Stats;
+use crate::metrics::Metrics;
 use crate::oss::worker::{now_ms, AsyncDelivery};
 use crate::reload::Reloader;
 use crate::snapshot::Snapshot;
@@ -20,14 +20,14 @@ use async_trait::async_trait;
 use http::{Method, Response};
 use pingora::apps::http_app::ServeHttp;
 use pingora::protocols::http::ServerSession;
+use prometheus_client::encoding::prometheus_text;
 use serde_json::json;
-use std::fmt::Write;
 use std::sync::Arc;
 
 pub struct Admin {
     pub state: Arc<ArcSwap<Snapshot>>,
     pub reloader: Arc<Reloader>,
-    pub stats: Arc<Stats>,
+    pub metrics: Arc<Metrics>,
     pub queue: Option<Arc<AsyncDelivery>>,
 }
 
@@ -121,24 +121,12 @@ impl Admin {
     }
 
     async fn metrics(&self) -> Response<Vec<u8>> {
-        let mut out = String::new();
-        for (name, value) in self.stats.snapshot() {
-            let _ = writeln!(out, "# TYPE fngate_oss_{name}_total counter");
-            let _ = writeln!(out, "fngate_oss_{name}_total {value}");
+        let metrics = self.metrics.clone();
+        // Off the admin runtime: the OSS collector reads the queue's store.
+        match tokio::task::spawn_blocking(move || metrics.encode()).await {
+            Ok(text) => answer(200, prometheus_text::CONTENT_TYPE, text.into_bytes()),
+            Err(e) => json_answer(500, json!({ "error": e.to_string() })),
         }
-        if let Some(q) = &self.queue {
-            let store = q.store.clone();
-            let dead = tokio::task::spawn_blocking(move || store.dead().map(|d| d.len()))
-                .await
-                .ok()
-                .and_then(Result::ok)
-                .unwrap_or(0);
-            let _ = writeln!(out, "# TYPE fngate_oss_queue_pending gauge");
-            let _ = writeln!(out, "fngate_oss_queue_pending {}", q.store.pending_count());
-            let _ = writeln!(out, "# TYPE fngate_oss_dead_letters gauge");
-            let _ = writeln!(out, "fngate_oss_dead_letters {dead}");
-        }
-        answer(200, "text/plain; version=0.0.4", out.into_bytes())
     }
 
     async fn dead_letters(&self, queue: &AsyncDelivery) -> Response<Vec<u8>> {

@@ -12,6 +12,7 @@ use crate::event::apigw::{self, ApiRequest, EventError};
 use crate::http1::slots::Slots;
 use crate::http1::{self, Answer, BodyError, Exchange, HeadError};
 use crate::invoke::{InvokeError, Invoker};
+use crate::metrics::{Metrics, RouteMetrics};
 use crate::oss::stats::Stats;
 use crate::oss::worker::AsyncDelivery;
 use crate::proxy;
@@ -40,12 +41,15 @@ pub struct Gateway {
     workers: Arc<Workers>,
     /// Client connections open now, at most `server.max_connections`.
     connections: Slots,
+    metrics: Arc<Metrics>,
 }
 
-/// What the access log says about a request.
+/// What the access log and the metrics say about a request.
 struct Record<'s> {
-    /// When the request started; `None` when the access log is off (the clock is not read).
-    started: Option<Instant>,
+    /// When the request's head had been read.
+    started: Instant,
+    /// The series of the route that took the request.
+    metrics: Option<&'s RouteMetrics>,
     request_id: client::RequestId,
     /// The route's path pattern, `oss_bridge`, or `-`.
     route: &'s str,
@@ -67,6 +71,7 @@ impl Gateway {
         oss_stats: Arc<Stats>,
         oss_queue: Option<Arc<AsyncDelivery>>,
         workers: Arc<Workers>,
+        metrics: Arc<Metrics>,
     ) -> Gateway {
         let server = &state.load().config.server;
         let settings = http1::Settings {
@@ -76,7 +81,8 @@ impl Gateway {
             send_timeout: server.send_timeout,
         };
         Gateway {
-            invoker: Invoker::new(pool_size, server.send_timeout),
+            invoker: Invoker::new(pool_size, server.send_timeout, metrics.pool.clone()),
+            metrics,
             connections: Slots::new(server.max_connections),
             state,
             oss_stats,
@@ -99,6 +105,7 @@ impl Gateway {
         if let Some(oss) = snap.config.oss_bridge.as_ref() {
             if oss.path == x.path() {
                 rec.route = "oss_bridge";
+                rec.metrics = snap.bridge_metrics.as_ref();
                 // Boxed: a rare path with a large future, kept out of every request's.
                 return Box::pin(self.serve_bridge(x, snap, oss, rec)).await;
             }
@@ -114,6 +121,7 @@ impl Gateway {
         };
         let route = &snap.config.routes[index];
         rec.route = &route.path;
+        rec.metrics = snap.route_metrics.get(index);
         read_body(x, route.max_body_bytes).await?;
         rec.bytes_in = x.body().len();
         match &route.target {
@@ -182,7 +190,7 @@ impl Gateway {
         };
 
         // 2. The call, bounded by the route's timeout.
-        let called = rec.started.map(|_| Instant::now());
+        let called = Instant::now();
         let deadline_ms = route.timeout.as_millis() as u64;
         let f = &snap.functions[function];
         // In a block: the call's future is gone before the answer's is made, so the two share
@@ -193,7 +201,7 @@ impl Gateway {
             x.within(route.timeout, call).await
         }
         .unwrap_or(Err(InvokeError::Timeout(route.timeout)));
-        rec.function_time = called.map(|c| c.elapsed());
+        rec.function_time = Some(called.elapsed());
         let invocation = errors::call_outcome(outcome)?;
 
         // 3. The contract, then the answer.
@@ -302,7 +310,7 @@ fn log(x: &Exchange<'_>, rec: &Record<'_>) {
         error = rec.error.unwrap_or("-"),
         bytes_in = rec.bytes_in,
         bytes_out = x.bytes_out,
-        gateway_us = rec.started.map_or(Duration::ZERO, |s| s.elapsed().saturating_sub(function)).as_micros() as u64,
+        gateway_us = rec.started.elapsed().saturating_sub(function).as_micros() as u64,
         function_us = function.as_micros() as u64,
     );
 }
@@ -311,8 +319,8 @@ impl http1::Handler for Gateway {
     async fn serve(&self, x: &mut Exchange<'_>) {
         let snap = self.state.load_full();
         let mut rec = Record {
-            started: tracing::enabled!(target: "fngate::access", tracing::Level::INFO)
-                .then(Instant::now),
+            started: Instant::now(),
+            metrics: None,
             request_id: client::request_id(|name| x.header(name), &snap.config.gateway),
             route: "-",
             status: 0,
@@ -322,6 +330,16 @@ impl http1::Handler for Gateway {
         };
         if let Err(err) = self.dispatch(x, &snap, &mut rec).await {
             answer_error(x, &mut rec, err, snap.config.expose_details).await;
+        }
+        let series = rec.metrics.unwrap_or(&snap.unrouted);
+        series.observe(
+            &x.head.method,
+            rec.status,
+            rec.started.elapsed(),
+            rec.function_time,
+        );
+        if let Some(code) = rec.error {
+            self.metrics.error(code);
         }
         log(x, &rec);
     }
@@ -350,6 +368,7 @@ impl Gateway {
     /// The answer to a connection or head refused before routing, logged.
     fn refuse_with(&self, err: GatewayError, peer: Option<SocketAddr>) -> Answer {
         let request_id = uuid::Uuid::new_v4().to_string();
+        self.metrics.error(err.code());
         tracing::info!(
             target: "fngate::access",
             peer = ?peer,

@@ -16,6 +16,7 @@ pub mod event;
 pub mod gateway;
 pub mod http1;
 pub mod invoke;
+pub mod metrics;
 pub mod oss;
 pub mod proxy;
 pub mod reload;

@@ -9,6 +9,7 @@
 //! which keys need a restart (docs/operations.md).
 
 use crate::config::{Config, Delivery};
+use crate::metrics::Metrics;
 use crate::routing::RouteTable;
 use crate::snapshot::Snapshot;
 use crate::supervisor::{Changes, Supervisor};
@@ -18,6 +19,7 @@ use std::sync::{Arc, Mutex};
 
 pub struct Reloader {
     state: Arc<ArcSwap<Snapshot>>,
+    metrics: Arc<Metrics>,
     /// Also what makes reloads one at a time; `None` once the gateway has stopped its functions.
     supervisor: Mutex<Option<Supervisor>>,
 }
@@ -47,9 +49,14 @@ impl Rejected {
 }
 
 impl Reloader {
-    pub fn new(state: Arc<ArcSwap<Snapshot>>, supervisor: Supervisor) -> Reloader {
+    pub fn new(
+        state: Arc<ArcSwap<Snapshot>>,
+        supervisor: Supervisor,
+        metrics: Arc<Metrics>,
+    ) -> Reloader {
         Reloader {
             state,
+            metrics,
             supervisor: Mutex::new(Some(supervisor)),
         }
     }
@@ -112,7 +119,7 @@ impl Reloader {
         })?;
         let (retired, functions) = supervisor.apply(&mut config).map_err(Rejected::one)?;
         let generation = running.generation + 1;
-        let snapshot = Snapshot::new(config, supervisor.instances(), generation);
+        let snapshot = Snapshot::new(config, supervisor.instances(), generation, &self.metrics);
         let snapshot = match snapshot {
             Ok(s) => s,
             Err(e) => {

@@ -7,6 +7,7 @@
 use crate::admin::Admin;
 use crate::config::{Config, Delivery};
 use crate::gateway::Gateway;
+use crate::metrics::Metrics;
 use crate::oss::stats::Stats;
 use crate::oss::worker::AsyncDelivery;
 use crate::reload::Reloader;
@@ -52,7 +53,10 @@ fn build(mut config: Config) -> Result<(Server, Running), String> {
         .as_deref()
         .map(PidFile::write)
         .transpose()?;
-    let supervisor = Supervisor::start(&mut config)?;
+    let oss_stats = Arc::new(Stats::default());
+    let queue_slot = Arc::new(std::sync::OnceLock::new());
+    let metrics = Arc::new(Metrics::new(oss_stats.clone(), queue_slot.clone()));
+    let supervisor = Supervisor::start(&mut config, metrics.clone())?;
     let threads = config.server.threads;
     let workers = Workers::start(threads).map_err(|e| format!("cannot start workers: {e}"))?;
     let workers = Arc::new(workers);
@@ -68,26 +72,27 @@ fn build(mut config: Config) -> Result<(Server, Running), String> {
     let listen = config.server.listen.clone();
     let config_bridge = config.oss_bridge.clone();
     let admin_listen = config.server.admin_listen;
-    let snapshot = Snapshot::new(config, supervisor.instances(), 1)?;
+    let snapshot = Snapshot::new(config, supervisor.instances(), 1, &metrics)?;
     let state = Arc::new(ArcSwap::from_pointee(snapshot));
-    let reloader = Arc::new(Reloader::new(state.clone(), supervisor));
+    let reloader = Arc::new(Reloader::new(state.clone(), supervisor, metrics.clone()));
 
     let mut server = Server::new_with_opt_and_conf(None, conf);
     server.bootstrap();
-    let oss_stats = Arc::new(Stats::default());
     let oss_queue = match config_bridge.filter(|b| b.delivery == Delivery::Async) {
-        Some(b) => Some(Arc::new(AsyncDelivery::start(
-            &b,
-            state.clone(),
-            oss_stats.clone(),
-        )?)),
+        Some(b) => {
+            let pool = metrics.pool.clone();
+            let queue = AsyncDelivery::start(&b, state.clone(), oss_stats.clone(), pool)?;
+            let queue = Arc::new(queue);
+            let _ = queue_slot.set(queue.clone());
+            Some(queue)
+        }
         None => None,
     };
     let admin = admin_listen.map(|addr| {
         let app = Admin {
             state: state.clone(),
             reloader: reloader.clone(),
-            stats: oss_stats.clone(),
+            metrics: metrics.clone(),
             queue: oss_queue.clone(),
         };
         let mut service = pingora::services::listening::Service::new("fngate admin".into(), app);
@@ -100,6 +105,7 @@ fn build(mut config: Config) -> Result<(Server, Running), String> {
         oss_stats,
         oss_queue,
         workers.clone(),
+        metrics,
     );
     let mut service = pingora::services::listening::Service::new("fngate".into(), gateway);
     for addr in &listen {

@@ -3,8 +3,10 @@
 //! holds the snapshot it started with until it ends.
 
 use crate::config::Config;
+use crate::config::Target;
 use crate::event::apigw::Template;
 use crate::invoke::FunctionClient;
+use crate::metrics::{Metrics, RouteMetrics};
 use crate::routing::RouteTable;
 use crate::supervisor::InstanceState;
 use std::sync::Arc;
@@ -19,6 +21,12 @@ pub struct Snapshot {
     pub instances: Vec<Arc<InstanceState>>,
     /// 1 for the config the gateway started with, one more for each reload.
     pub generation: u64,
+    /// Each route's series, by index in `config.routes`.
+    pub route_metrics: Vec<RouteMetrics>,
+    /// Requests no route took (404, 405, 400 before routing).
+    pub unrouted: RouteMetrics,
+    /// The OSS bridge endpoint's, when there is one.
+    pub bridge_metrics: Option<RouteMetrics>,
 }
 
 impl Snapshot {
@@ -26,6 +34,7 @@ impl Snapshot {
         config: Config,
         instances: Vec<Arc<InstanceState>>,
         generation: u64,
+        metrics: &Arc<Metrics>,
     ) -> Result<Snapshot, String> {
         let table = RouteTable::build(&config.routes).map_err(|c| {
             c.iter()
@@ -39,7 +48,22 @@ impl Snapshot {
             .iter()
             .map(|api| Template::new(api, &config.gateway))
             .collect();
+        let route_metrics = config
+            .routes
+            .iter()
+            .map(|r| {
+                let function = match r.target {
+                    Target::Function(f) => Some(config.functions[f].name.as_str()),
+                    Target::Upstream(_) => None,
+                };
+                metrics.route(&config.apis[r.api].id, &r.path, function)
+            })
+            .collect();
         Ok(Snapshot {
+            route_metrics,
+            unrouted: metrics.route("-", "-", None),
+            bridge_metrics: (config.oss_bridge.as_ref())
+                .map(|_| metrics.route("-", "oss_bridge", None)),
             config,
             table,
             functions,

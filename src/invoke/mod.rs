@@ -11,6 +11,7 @@ pub(crate) mod conn;
 
 use crate::config::Function;
 use crate::http1::response::push_decimal;
+use crate::metrics::PoolMetrics;
 use bytes::Bytes;
 use conn::{Conn, Failure as ConnFailure};
 use std::collections::HashMap;
@@ -111,22 +112,26 @@ pub struct Invoker {
     /// Longest wait for a backend to take more of a request.
     send_timeout: Duration,
     epoch: Instant,
+    counters: PoolMetrics,
 }
 
 impl Invoker {
     /// `max_idle`: idle connections kept per thread and backend address.
-    pub fn new(max_idle: usize, send_timeout: Duration) -> Invoker {
+    pub fn new(max_idle: usize, send_timeout: Duration, counters: PoolMetrics) -> Invoker {
         Invoker {
             idle: Mutex::new(HashMap::default()),
             max_idle,
             send_timeout,
             epoch: Instant::now(),
+            counters,
         }
     }
 
     /// A new connection to `addr`.
     pub(crate) async fn open(&self, addr: SocketAddr) -> std::io::Result<Conn> {
-        Conn::open(addr, self.send_timeout).await
+        let conn = Conn::open(addr, self.send_timeout).await?;
+        self.counters.opened.inc();
+        Ok(conn)
     }
 
     fn now_ms(&self) -> u64 {
@@ -209,6 +214,7 @@ impl Invoker {
             let conn = self.pop_idle(addr)?;
             // Out of the lock: a system call.
             if conn.still_idle() {
+                self.counters.reused.inc();
                 return Some(conn);
             }
         }

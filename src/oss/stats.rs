@@ -33,20 +33,56 @@ impl Stats {
         counter.fetch_add(n, Ordering::Relaxed);
     }
 
-    /// `name value` pairs, for the admin endpoint.
-    pub fn snapshot(&self) -> Vec<(&'static str, u64)> {
+    /// `(name, help, value)` for each counter, for the metrics.
+    pub fn snapshot(&self) -> Vec<(&'static str, &'static str, u64)> {
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
         vec![
-            ("notifications", get(&self.notifications)),
-            ("records", get(&self.records)),
-            ("unmappable", get(&self.unmappable)),
-            ("matched", get(&self.matched)),
-            ("unmatched", get(&self.unmatched)),
-            ("duplicates", get(&self.duplicates)),
-            ("delivered", get(&self.delivered)),
-            ("retried", get(&self.retried)),
-            ("dead_lettered", get(&self.dead_lettered)),
-            ("dead_letters_full", get(&self.dead_letters_full)),
+            (
+                "notifications",
+                "Notification bodies accepted past the credential check",
+                get(&self.notifications),
+            ),
+            ("records", "Object records in them", get(&self.records)),
+            (
+                "unmappable",
+                "Records no sender mapping could read",
+                get(&self.unmappable),
+            ),
+            (
+                "matched",
+                "Events produced, one per record per matching trigger",
+                get(&self.matched),
+            ),
+            (
+                "unmatched",
+                "Records that matched no trigger",
+                get(&self.unmatched),
+            ),
+            (
+                "duplicates",
+                "Events already accepted within the dedup window",
+                get(&self.duplicates),
+            ),
+            (
+                "delivered",
+                "Events the function answered 2xx",
+                get(&self.delivered),
+            ),
+            (
+                "retried",
+                "Failed attempts that will be tried again",
+                get(&self.retried),
+            ),
+            (
+                "dead_lettered",
+                "Events given up on and moved to the dead-letter store",
+                get(&self.dead_lettered),
+            ),
+            (
+                "dead_letters_full",
+                "Events or bodies the full dead-letter store could not take",
+                get(&self.dead_letters_full),
+            ),
         ]
     }
 }

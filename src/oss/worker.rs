@@ -9,6 +9,7 @@ use super::queue::{Queued, Store};
 use super::stats::Stats;
 use crate::config::OssBridge;
 use crate::invoke::Invoker;
+use crate::metrics::PoolMetrics;
 use crate::snapshot::Snapshot;
 use arc_swap::ArcSwap;
 use bytes::Bytes;
@@ -42,13 +43,14 @@ impl AsyncDelivery {
         bridge: &OssBridge,
         state: Arc<ArcSwap<Snapshot>>,
         stats: Arc<Stats>,
+        pool: PoolMetrics,
     ) -> Result<AsyncDelivery, String> {
         let dir = bridge
             .queue_dir
             .as_deref()
             .ok_or("oss_bridge: delivery async needs queue_dir")?;
         let store = Arc::new(Store::open(dir, bridge.dead_letter_capacity)?);
-        let workers = Workers::start(store.clone(), state, stats, bridge.clone())?;
+        let workers = Workers::start(store.clone(), state, stats, bridge.clone(), pool)?;
         Ok(AsyncDelivery { store, workers })
     }
 }
@@ -66,6 +68,7 @@ impl Workers {
         state: Arc<ArcSwap<Snapshot>>,
         stats: Arc<Stats>,
         bridge: OssBridge,
+        pool: PoolMetrics,
     ) -> Result<Workers, String> {
         let (tx, rx) = mpsc::unbounded_channel();
         let send_timeout = state.load().config.server.send_timeout;
@@ -82,7 +85,7 @@ impl Workers {
                     store,
                     state,
                     stats,
-                    invoker: Arc::new(Invoker::new(POOL, send_timeout)),
+                    invoker: Arc::new(Invoker::new(POOL, send_timeout, pool)),
                     bridge: Arc::new(bridge),
                 };
                 runtime.block_on(async move {

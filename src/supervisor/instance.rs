@@ -2,6 +2,7 @@
 
 use super::output;
 use crate::config::{command as env, Command, Function};
+use prometheus_client::metrics::counter::Counter;
 use std::io;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -32,6 +33,7 @@ pub(super) struct Instance {
     addr: SocketAddr,
     start_timeout: Duration,
     state: Arc<InstanceState>,
+    restarts: Counter,
 }
 
 /// What the admin listener shows of an instance (`/readyz`, `/admin/routes`).
@@ -64,7 +66,13 @@ enum Ended {
 }
 
 impl Instance {
-    pub(super) fn new(f: &Function, command: &Command, index: usize, addr: SocketAddr) -> Instance {
+    pub(super) fn new(
+        f: &Function,
+        command: &Command,
+        index: usize,
+        addr: SocketAddr,
+        restarts: Counter,
+    ) -> Instance {
         let port = addr.port().to_string();
         let mut vars = command.env.clone();
         vars.extend([
@@ -87,6 +95,7 @@ impl Instance {
                 ready: AtomicBool::new(false),
             }),
             function,
+            restarts,
             index,
             program: command.program.clone(),
             args: command
@@ -128,6 +137,7 @@ impl Instance {
             }
             let delay = backoff(failures);
             failures = failures.saturating_add(1);
+            self.restarts.inc();
             tracing::warn!(
                 function = %self.function,
                 instance = self.index,

@@ -15,6 +15,7 @@ mod instance;
 mod output;
 
 use crate::config::{Command, Config, Endpoint, Function};
+use crate::metrics::Metrics;
 use instance::Instance;
 pub use instance::InstanceState;
 use std::net::{Ipv4Addr, SocketAddr, TcpListener};
@@ -74,11 +75,12 @@ pub struct Supervisor {
     /// Ends the supervisor thread once it has awaited the tasks it is handed.
     exit: Option<oneshot::Sender<Vec<JoinHandle<()>>>>,
     thread: Option<std::thread::JoinHandle<()>>,
+    metrics: Arc<Metrics>,
 }
 
 impl Supervisor {
     /// Starts the supervisor thread and the config's functions (see `apply`).
-    pub fn start(config: &mut Config) -> Result<Supervisor, String> {
+    pub fn start(config: &mut Config, metrics: Arc<Metrics>) -> Result<Supervisor, String> {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -101,6 +103,7 @@ impl Supervisor {
             retiring: Vec::new(),
             exit: Some(exit),
             thread: Some(thread),
+            metrics,
         };
         let (retired, _) = supervisor.apply(config)?;
         supervisor.retire(retired);
@@ -146,7 +149,8 @@ impl Supervisor {
                     }
                 };
                 held.push(listener);
-                instances.push(Instance::new(f, &spec.command, index, addr));
+                let restarts = self.metrics.restarts(&f.name);
+                instances.push(Instance::new(f, &spec.command, index, addr, restarts));
             }
             f.endpoints
                 .extend(instances.iter().map(|i| endpoint(i.addr())));
