@@ -6,9 +6,12 @@
 //!     cargo bench --bench load         # the same, without nginx unless it is installed
 //!
 //! Environment: FNGATE_BENCH_SECS (10), FNGATE_BENCH_RUNS (3), FNGATE_BENCH_CONNECTIONS (64),
-//! FNGATE_BENCH_LOG=1 keeps fngate's access log on, FNGATE_BENCH_COMPARE=<path to another fngate
-//! binary> adds its event route as a further target (two builds measured in one run). Under
-//! `cargo test` it runs a short smoke version, to keep the harness working.
+//! FNGATE_BENCH_LOG=1 turns the access log on, for fngate (`access_log: {path: FILE}`: buffered,
+//! flushed every second) and nginx alike (`access_log FILE combined buffer=64k flush=1s`); off,
+//! both have none. FNGATE_BENCH_COMPARE=<path to another fngate binary> adds its event route as a
+//! further target (two builds measured in one run; a build older than `server.access_log` gets
+//! its log through RUST_LOG instead). Under `cargo test` it runs a short smoke version, to keep
+//! the harness working.
 
 mod support;
 use std::net::SocketAddr;
@@ -56,23 +59,45 @@ fn pinned(mut cmd: Command, cpu: Option<usize>) -> Child {
     cmd.spawn().expect("start server")
 }
 
-fn start_fngate(binary: &Path, dir: &Path, stub: SocketAddr, cpu: Option<usize>) -> Server {
+fn logging() -> bool {
+    env_or("FNGATE_BENCH_LOG", 0) == 1
+}
+
+/// `own`: the binary built from this tree (it has `server.access_log`).
+fn start_fngate(
+    binary: &Path,
+    dir: &Path,
+    stub: SocketAddr,
+    cpu: Option<usize>,
+    own: bool,
+) -> Server {
     let port = free_port();
+    let access_log = match (own, logging()) {
+        (false, _) => String::new(),
+        (true, false) => "  access_log: {path: \"off\"}\n".to_owned(),
+        (true, true) => format!(
+            "  access_log: {{path: {}/fngate-access-{port}.log}}\n",
+            dir.display()
+        ),
+    };
     let yaml = format!(
-        "server:\n  listen: [\"127.0.0.1:{port}\"]\n  threads: 1\n  grace_period: 0s\n  keepalive_timeout: 600s\n  max_connections: 12000\nfunctions:\n  stub:\n    endpoints: [\"http://{stub}/invoke\"]\n    timeout: 10s\napis:\n  - id: bench\n    stage: test\n    routes:\n      - path: /users/{{id}}\n        methods: [GET]\n        function: stub\n      - path: /pass/{{*rest}}\n        upstream: http://{stub}\n"
+        "server:\n  listen: [\"127.0.0.1:{port}\"]\n  threads: 1\n  grace_period: 0s\n  keepalive_timeout: 600s\n  max_connections: 12000\n{access_log}functions:\n  stub:\n    endpoints: [\"http://{stub}/invoke\"]\n    timeout: 10s\napis:\n  - id: bench\n    stage: test\n    routes:\n      - path: /users/{{id}}\n        methods: [GET]\n        function: stub\n      - path: /pass/{{*rest}}\n        upstream: http://{stub}\n"
     );
     let conf = dir.join(format!("fngate-{port}.yaml"));
     std::fs::write(&conf, yaml).unwrap();
-    let log = if env_or("FNGATE_BENCH_LOG", 0) == 1 {
-        "info"
+    // Older builds wrote their access log through tracing, to stdout.
+    let log = if logging() && !own { "info" } else { "warn" };
+    let stdout = if logging() && !own {
+        let file = std::fs::File::create(dir.join(format!("fngate-stdout-{port}.log"))).unwrap();
+        Stdio::from(file)
     } else {
-        "warn"
+        Stdio::null()
     };
     let mut cmd = Command::new(binary);
     cmd.arg("-c")
         .arg(&conf)
         .env("RUST_LOG", log)
-        .stdout(Stdio::null())
+        .stdout(stdout)
         .stderr(Stdio::null());
     let addr = format!("127.0.0.1:{port}").parse().unwrap();
     let server = Server {
@@ -89,8 +114,13 @@ fn start_nginx(dir: &Path, stub: SocketAddr, cpu: Option<usize>) -> Option<Serve
         .find(|p| Path::new(p).exists())?;
     let port = free_port();
     let d = dir.display();
+    let access_log = if logging() {
+        format!("access_log {d}/nginx-access.log combined buffer=64k flush=1s;")
+    } else {
+        "access_log off;".to_owned()
+    };
     let conf = format!(
-        "worker_processes 1;\ndaemon off;\nmaster_process off;\npid {d}/nginx.pid;\nerror_log {d}/nginx-error.log warn;\nworker_rlimit_nofile 20000;\nevents {{ worker_connections 16384; }}\nhttp {{\n  access_log off;\n  client_body_temp_path {d}/body;\n  proxy_temp_path {d}/proxy;\n  fastcgi_temp_path {d}/fastcgi;\n  uwsgi_temp_path {d}/uwsgi;\n  scgi_temp_path {d}/scgi;\n  keepalive_requests 10000000;\n  keepalive_timeout 600s;\n  upstream stub {{ server {stub}; keepalive 128; keepalive_requests 10000000; }}\n  server {{\n    listen 127.0.0.1:{port} reuseport backlog=4096;\n    location / {{\n      proxy_pass http://stub;\n      proxy_http_version 1.1;\n      proxy_set_header Connection \"\";\n    }}\n  }}\n}}\n"
+        "worker_processes 1;\ndaemon off;\nmaster_process off;\npid {d}/nginx.pid;\nerror_log {d}/nginx-error.log warn;\nworker_rlimit_nofile 20000;\nevents {{ worker_connections 16384; }}\nhttp {{\n  {access_log}\n  client_body_temp_path {d}/body;\n  proxy_temp_path {d}/proxy;\n  fastcgi_temp_path {d}/fastcgi;\n  uwsgi_temp_path {d}/uwsgi;\n  scgi_temp_path {d}/scgi;\n  keepalive_requests 10000000;\n  keepalive_timeout 600s;\n  upstream stub {{ server {stub}; keepalive 128; keepalive_requests 10000000; }}\n  server {{\n    listen 127.0.0.1:{port} reuseport backlog=4096;\n    location / {{\n      proxy_pass http://stub;\n      proxy_http_version 1.1;\n      proxy_set_header Connection \"\";\n    }}\n  }}\n}}\n"
     );
     std::fs::write(dir.join("nginx.conf"), conf).unwrap();
     let mut cmd = Command::new(nginx);
@@ -273,9 +303,10 @@ fn main() {
         &dir,
         stub,
         server_cpu,
+        true,
     );
     let other = std::env::var_os("FNGATE_BENCH_COMPARE")
-        .map(|bin| start_fngate(Path::new(&bin), &dir, stub, server_cpu));
+        .map(|bin| start_fngate(Path::new(&bin), &dir, stub, server_cpu, false));
     let nginx = start_nginx(&dir, stub, server_cpu);
 
     println!("fngate load benchmark: {conns} keep-alive connections, {}s per run after {}s warm-up, median of {runs} run(s)", secs.as_secs_f64(), warmup.as_secs_f64());

@@ -3,6 +3,7 @@
 //! `upstream:` route, the proxied exchange) → one access-log line. pingora accepts the
 //! connections (`ServerApp`); `http1` reads the requests and writes the answers.
 
+use crate::access_log::{AccessLog, Entry};
 use crate::bridge;
 use crate::client;
 use crate::config::{OssBridge, Route, Target};
@@ -42,6 +43,7 @@ pub struct Gateway {
     /// Client connections open now, at most `server.max_connections`.
     connections: Slots,
     metrics: Arc<Metrics>,
+    access_log: Option<Arc<AccessLog>>,
 }
 
 /// What the access log and the metrics say about a request.
@@ -72,6 +74,7 @@ impl Gateway {
         oss_queue: Option<Arc<AsyncDelivery>>,
         workers: Arc<Workers>,
         metrics: Arc<Metrics>,
+        access_log: Option<Arc<AccessLog>>,
     ) -> Gateway {
         let server = &state.load().config.server;
         let settings = http1::Settings {
@@ -83,6 +86,7 @@ impl Gateway {
         Gateway {
             invoker: Invoker::new(pool_size, server.send_timeout, metrics.pool.clone()),
             metrics,
+            access_log,
             connections: Slots::new(server.max_connections),
             state,
             oss_stats,
@@ -298,23 +302,6 @@ async fn answer_error(x: &mut Exchange<'_>, rec: &mut Record<'_>, err: GatewayEr
     let _ = x.respond_answer(&answer).await;
 }
 
-fn log(x: &Exchange<'_>, rec: &Record<'_>) {
-    let function = rec.function_time.unwrap_or_default();
-    tracing::info!(
-        target: "fngate::access",
-        method = %x.method(),
-        path = x.path(),
-        route = rec.route,
-        status = rec.status,
-        request_id = %rec.request_id,
-        error = rec.error.unwrap_or("-"),
-        bytes_in = rec.bytes_in,
-        bytes_out = x.bytes_out,
-        gateway_us = rec.started.elapsed().saturating_sub(function).as_micros() as u64,
-        function_us = function.as_micros() as u64,
-    );
-}
-
 impl http1::Handler for Gateway {
     async fn serve(&self, x: &mut Exchange<'_>) {
         let snap = self.state.load_full();
@@ -341,7 +328,23 @@ impl http1::Handler for Gateway {
         if let Some(code) = rec.error {
             self.metrics.error(code);
         }
-        log(x, &rec);
+        if let Some(log) = &self.access_log {
+            let function = rec.function_time.unwrap_or_default();
+            log.write(&Entry {
+                time: SystemTime::now(),
+                peer: x.peer_ip(),
+                method: x.method(),
+                path: x.path(),
+                route: rec.route,
+                status: rec.status,
+                request_id: &rec.request_id,
+                error: rec.error,
+                bytes_in: rec.bytes_in,
+                bytes_out: x.bytes_out,
+                gateway_us: rec.started.elapsed().saturating_sub(function).as_micros() as u64,
+                function_us: function.as_micros() as u64,
+            });
+        }
     }
 
     fn refuse(&self, err: &HeadError, peer: Option<SocketAddr>) -> Answer {
@@ -369,14 +372,23 @@ impl Gateway {
     fn refuse_with(&self, err: GatewayError, peer: Option<SocketAddr>) -> Answer {
         let request_id = uuid::Uuid::new_v4().to_string();
         self.metrics.error(err.code());
-        tracing::info!(
-            target: "fngate::access",
-            peer = ?peer,
-            status = err.status(),
-            request_id = %request_id,
-            error = err.code(),
-            "request refused before routing"
-        );
+        if let Some(log) = &self.access_log {
+            let peer = peer.map(|p| p.ip().to_string()).unwrap_or_default();
+            log.write(&Entry {
+                time: SystemTime::now(),
+                peer: &peer,
+                method: "-",
+                path: "-",
+                route: "-",
+                status: err.status(),
+                request_id: &request_id,
+                error: Some(err.code()),
+                bytes_in: 0,
+                bytes_out: 0,
+                gateway_us: 0,
+                function_us: 0,
+            });
+        }
         err.answer(&request_id, self.state.load().config.expose_details)
     }
 }

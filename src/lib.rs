@@ -6,6 +6,7 @@
 //! `gateway` runs that path for each request of the connections pingora accepts; `config`
 //! turns YAML into a validated Config and `server` wires listeners, signals and shutdown.
 
+pub mod access_log;
 pub mod admin;
 pub mod bridge;
 pub mod client;

@@ -155,7 +155,7 @@ impl Reloader {
 fn keep_running_values(running: &Config, new: &mut Config) -> Vec<&'static str> {
     let mut changed = Vec::new();
     let (r, n) = (&running.server, &new.server);
-    let server_keys: [(&'static str, bool); 10] = [
+    let server_keys: [(&'static str, bool); 11] = [
         ("server.listen", r.listen != n.listen),
         ("server.admin_listen", r.admin_listen != n.admin_listen),
         ("server.threads", r.threads != n.threads),
@@ -175,6 +175,7 @@ fn keep_running_values(running: &Config, new: &mut Config) -> Vec<&'static str> 
             r.max_connections != n.max_connections,
         ),
         ("server.pid_file", r.pid_file != n.pid_file),
+        ("server.access_log", r.access_log != n.access_log),
     ];
     changed.extend(server_keys.iter().filter(|(_, d)| *d).map(|(k, _)| *k));
     new.server = running.server.clone();

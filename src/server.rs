@@ -4,6 +4,7 @@
 //! here, not a silent hang inside pingora's retries. Functions are stopped only after the server
 //! has drained, so in-flight requests can finish.
 
+use crate::access_log::AccessLog;
 use crate::admin::Admin;
 use crate::config::{Config, Delivery};
 use crate::gateway::Gateway;
@@ -39,6 +40,7 @@ fn check_listeners(config: &Config) -> Result<(), String> {
 /// What `run` stops once pingora's server has drained.
 struct Running {
     reloader: Arc<Reloader>,
+    access_log: Option<Arc<AccessLog>>,
     workers: Arc<Workers>,
     pid_file: Option<PidFile>,
 }
@@ -72,6 +74,7 @@ fn build(mut config: Config) -> Result<(Server, Running), String> {
     let listen = config.server.listen.clone();
     let config_bridge = config.oss_bridge.clone();
     let admin_listen = config.server.admin_listen;
+    let access_log = config.server.access_log.clone();
     let snapshot = Snapshot::new(config, supervisor.instances(), 1, &metrics)?;
     let state = Arc::new(ArcSwap::from_pointee(snapshot));
     let reloader = Arc::new(Reloader::new(state.clone(), supervisor, metrics.clone()));
@@ -99,6 +102,10 @@ fn build(mut config: Config) -> Result<(Server, Running), String> {
         service.add_tcp(&addr.to_string());
         service
     });
+    let access_log = access_log
+        .map(|settings| AccessLog::start(&settings, threads, metrics.log_dropped.clone()))
+        .transpose()?
+        .map(Arc::new);
     let gateway = Gateway::new(
         state,
         POOL_PER_THREAD,
@@ -106,6 +113,7 @@ fn build(mut config: Config) -> Result<(Server, Running), String> {
         oss_queue,
         workers.clone(),
         metrics,
+        access_log.clone(),
     );
     let mut service = pingora::services::listening::Service::new("fngate".into(), gateway);
     for addr in &listen {
@@ -120,6 +128,7 @@ fn build(mut config: Config) -> Result<(Server, Running), String> {
     }
     let running = Running {
         reloader,
+        access_log,
         workers,
         pid_file,
     };
@@ -141,6 +150,9 @@ fn run(config: Config, args: RunArgs, reload_on_sighup: bool) -> Result<(), Stri
     }
     server.run(args);
     running.workers.stop();
+    if let Some(log) = &running.access_log {
+        log.stop();
+    }
     running.reloader.stop_functions();
     drop(running.pid_file);
     Ok(())

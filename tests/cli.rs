@@ -196,15 +196,18 @@ fn sigterm_drains_for_the_grace_period_then_exits() {
     );
 }
 
-/// Runs the binary on `yaml` with `RUST_LOG=rust_log`, sends one GET for `path`, stops it with
-/// SIGTERM and returns what it wrote to stdout.
-fn one_request_logged(yaml: &str, port: u16, rust_log: &str, path: &str) -> (u16, String) {
-    let conf = write_config("log.yaml", yaml);
-    let child = fngate()
+/// Runs the binary on `yaml` (its `server:` section ends with `access_log:` set by `log`),
+/// sends one GET for `path`, stops it with SIGTERM and returns the status and the log file.
+fn one_request_logged(yaml: &str, log: &str, port: u16, path: &str) -> (u16, Option<String>) {
+    let conf = write_config(
+        "log.yaml",
+        &yaml.replace("  threads: 1\n", &format!("  threads: 1\n{log}")),
+    );
+    let log_file = conf.with_file_name("access.log");
+    let mut child = fngate()
         .arg("-c")
         .arg(&conf)
-        .env("RUST_LOG", rust_log)
-        .stdout(Stdio::piped())
+        .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
@@ -216,8 +219,15 @@ fn one_request_logged(yaml: &str, port: u16, rust_log: &str, path: &str) -> (u16
         .status()
         .unwrap();
     assert!(kill.success());
-    let out = child.wait_with_output().unwrap();
-    (status, String::from_utf8_lossy(&out.stdout).into_owned())
+    assert!(child.wait().unwrap().success());
+    (status, std::fs::read_to_string(log_file).ok())
+}
+
+fn slow_function_config(url: &str, port: u16) -> String {
+    format!(
+        "server:\n  listen: [\"127.0.0.1:{port}\"]\n  grace_period: 0s\n  threads: 1\n{}",
+        function_config(url, "", "      - path: /users/{id}\n        function: fn\n")
+    )
 }
 
 #[test]
@@ -227,25 +237,24 @@ fn the_access_log_times_the_function_and_the_gateway_apart() {
         ..Scripted::json(serde_json::json!({"statusCode": 201, "body": "made"}))
     });
     let port = free_port();
-    let yaml = format!(
-        "server:\n  listen: [\"127.0.0.1:{port}\"]\n  grace_period: 0s\n  threads: 1\n{}",
-        function_config(
-            &slow.url(),
-            "",
-            "      - path: /users/{id}\n        function: fn\n"
-        )
+    let yaml = slow_function_config(&slow.url(), port);
+    // Written by the log's own thread, and all of it by the time the process has exited.
+    let (status, log) = one_request_logged(
+        &yaml,
+        "  access_log: {path: access.log}\n",
+        port,
+        "/users/7",
     );
-    let (status, out) = one_request_logged(&yaml, port, "info", "/users/7");
     assert_eq!(status, 201);
-    let line = out
-        .lines()
-        .find(|l| l.contains("fngate::access"))
-        .unwrap_or_else(|| panic!("no access-log line in:\n{out}"));
+    let log = log.expect("the access log file exists");
+    let lines: Vec<&str> = log.lines().collect();
+    assert_eq!(lines.len(), 1, "{log}");
+    let line = lines[0];
     let field = |name: &str| -> u64 {
         let at = line
-            .find(&format!("{name}="))
+            .find(&format!(" {name}="))
             .unwrap_or_else(|| panic!("{name} in {line}"));
-        let digits: String = line[at + name.len() + 1..]
+        let digits: String = line[at + name.len() + 2..]
             .chars()
             .take_while(char::is_ascii_digit)
             .collect();
@@ -253,14 +262,34 @@ fn the_access_log_times_the_function_and_the_gateway_apart() {
             .parse()
             .unwrap_or_else(|_| panic!("{name} in {line}"))
     };
+    assert!(line.starts_with("time=20"), "{line}");
     assert_eq!(field("status"), 201, "{line}");
-    assert!(line.contains("route=\"/users/{id}\""), "{line}");
+    assert!(
+        line.contains(" peer=127.0.0.1 method=GET path=\"/users/7\" route=\"/users/{id}\" "),
+        "{line}"
+    );
+    assert!(line.contains(" error=- bytes_in=0 "), "{line}");
     let function_us = field("function_us");
     assert!((120_000..5_000_000).contains(&function_us), "{line}");
     assert!(field("gateway_us") < function_us, "{line}");
 
-    // With the access log filtered out there is no line (and the clock is not read for it).
-    let (status, out) = one_request_logged(&yaml, port, "warn", "/users/7");
+    // JSON lines carry the same fields.
+    let port = free_port();
+    let yaml = slow_function_config(&slow.url(), port);
+    let json = "  access_log: {path: access.log, format: json}\n";
+    let (status, log) = one_request_logged(&yaml, json, port, "/nowhere");
+    assert_eq!(status, 404);
+    let v: serde_json::Value = serde_json::from_str(log.unwrap().trim()).unwrap();
+    assert_eq!(v["status"], 404);
+    assert_eq!(v["error"], "ROUTE_NOT_FOUND");
+    assert_eq!(v["route"], "-");
+    assert_eq!(v["path"], "/nowhere");
+
+    // `path: off`: no access log at all.
+    let port = free_port();
+    let yaml = slow_function_config(&slow.url(), port);
+    let (status, log) =
+        one_request_logged(&yaml, "  access_log: {path: \"off\"}\n", port, "/users/7");
     assert_eq!(status, 201);
-    assert!(!out.contains("fngate::access"), "{out}");
+    assert_eq!(log, None);
 }

@@ -45,6 +45,20 @@ pub struct ServerFile {
     pub max_connections: Option<Scalar<usize>>,
     /// Where the running gateway writes its process id (for `fngate -s reload`).
     pub pid_file: Option<Text>,
+    pub access_log: Option<AccessLogFile>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccessLogFile {
+    /// A file, `stdout`, or `off`.
+    pub path: Option<Spanned<Text>>,
+    /// `text` or `json`.
+    pub format: Option<Spanned<Text>>,
+    /// Bytes gathered per worker before they are handed to the writer.
+    pub buffer: Option<Scalar<usize>>,
+    /// Longest time a line waits in a buffer.
+    pub flush: Option<Dur>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -101,6 +101,17 @@ pub struct ServerSettings {
     pub max_connections: usize,
     /// Relative to the config file's directory.
     pub pid_file: Option<PathBuf>,
+    /// `None`: `access_log: {path: off}`.
+    pub access_log: Option<AccessLogSettings>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct AccessLogSettings {
+    /// `None`: standard output.
+    pub path: Option<PathBuf>,
+    pub json: bool,
+    pub buffer: usize,
+    pub flush: Duration,
 }
 
 #[derive(Debug, Clone)]

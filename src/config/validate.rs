@@ -198,7 +198,45 @@ fn server(file: &FileConfig, base_dir: &Path, problems: &mut Problems) -> Server
         send_timeout: s.send_timeout.map_or(Duration::from_secs(60), |d| d.0),
         max_connections,
         pid_file: s.pid_file.as_ref().map(|p| base_dir.join(&p.0)),
+        access_log: access_log(s.access_log.as_ref(), base_dir, problems),
     }
+}
+
+fn access_log(
+    file: Option<&super::file::AccessLogFile>,
+    base_dir: &Path,
+    problems: &mut Problems,
+) -> Option<super::AccessLogSettings> {
+    let path = file.and_then(|f| f.path.as_ref());
+    let path = match path.map(|p| p.value.0.as_str()) {
+        Some("off") => return None,
+        None | Some("stdout") => None,
+        Some(p) => Some(base_dir.join(p)),
+    };
+    let format = file.and_then(|f| f.format.as_ref());
+    let json = match format.map(|f| f.value.0.as_str()) {
+        None | Some("text") => false,
+        Some("json") => true,
+        Some(other) => {
+            if let Some(f) = format {
+                problems.push(at_span(
+                    f,
+                    format!("access_log.format {other:?}: expected text or json"),
+                ));
+            }
+            false
+        }
+    };
+    Some(super::AccessLogSettings {
+        path,
+        json,
+        buffer: file
+            .and_then(|f| f.buffer)
+            .map_or(64 * 1024, |b| b.0.max(1)),
+        flush: file
+            .and_then(|f| f.flush)
+            .map_or(Duration::from_secs(1), |d| d.0),
+    })
 }
 
 /// Half the process's open-file limit: each client connection may hold a backend connection
