@@ -101,7 +101,7 @@ fn main() {
     let stub = stub();
     let port = support::free_port();
     let yaml = format!(
-        "server:\n  listen: [\"127.0.0.1:{port}\"]\n  threads: 1\n  grace_period: 0s\nfunctions:\n  stub:\n    endpoints: [\"http://{stub}/invoke\"]\napis:\n  - id: bench\n    routes:\n      - path: /users/{{id}}\n        function: stub\n"
+        "server:\n  listen: [\"127.0.0.1:{port}\"]\n  threads: 1\n  grace_period: 0s\n  access_log: {{path: \"off\"}}\nfunctions:\n  stub:\n    endpoints: [\"http://{stub}/invoke\"]\napis:\n  - id: bench\n    routes:\n      - path: /users/{{id}}\n        function: stub\n"
     );
     let config =
         fngate::config::Config::from_yaml(&yaml, std::path::Path::new("."), "bench.yaml").unwrap();

@@ -60,8 +60,16 @@ impl Gateway {
     }
 
     /// Like `start`, with extra keys for the `server:` section (indented two spaces).
+    /// Unless `server_extra` sets one, the access log is off (its lines would go to the test
+    /// process's stdout, around cargo's capture).
     pub fn start_with_server(server_extra: &str, rest: &str) -> Gateway {
         let port = free_port();
+        let no_log = "  access_log: {path: \"off\"}\n";
+        let server_extra = if server_extra.contains("access_log:") {
+            server_extra.to_owned()
+        } else {
+            format!("{server_extra}{no_log}")
+        };
         let yaml = format!(
             "server:\n  listen: [\"127.0.0.1:{port}\"]\n  threads: 2\n  grace_period: 0s\n{server_extra}{rest}"
         );
