@@ -11,7 +11,7 @@ use crate::contract;
 use crate::errors::{self, GatewayError};
 use crate::event::apigw::{self, ApiRequest, EventError};
 use crate::http1::slots::Slots;
-use crate::http1::{self, Answer, BodyError, Exchange, HeadError};
+use crate::http1::{self, Answer, BodyError, Exchange, HeadError, Socket};
 use crate::invoke::{InvokeError, Invoker};
 use crate::metrics::{Metrics, RouteMetrics};
 use crate::oss::stats::Stats;
@@ -360,12 +360,12 @@ impl http1::Handler for Gateway {
 impl Gateway {
     /// A connection over `server.max_connections`: a 503 at once, rather than a client left
     /// waiting on a gateway out of descriptors.
-    async fn turn_away(&self, tcp: tokio::net::TcpStream, shutdown: &ShutdownWatch) {
+    async fn turn_away(&self, socket: Socket, shutdown: &ShutdownWatch) {
         let err = GatewayError::TooManyConnections {
             limit: self.connections.max(),
         };
-        let answer = self.refuse_with(err, tcp.peer_addr().ok());
-        http1::turn_away(tcp, &answer, &self.settings, shutdown).await;
+        let answer = self.refuse_with(err, socket.peer_addr());
+        http1::turn_away(socket, &answer, &self.settings, shutdown).await;
     }
 
     /// The answer to a connection or head refused before routing, logged.
@@ -393,16 +393,18 @@ impl Gateway {
     }
 }
 
-#[async_trait]
-impl ServerApp for Gateway {
-    async fn process_new(
+impl Gateway {
+    /// Serves one accepted connection on a worker; `tls`: the `server.tls` entry whose
+    /// listener accepted it.
+    async fn accept(
         self: &Arc<Self>,
         stream: Stream,
         shutdown: &ShutdownWatch,
-    ) -> Option<Stream> {
+        tls: Option<usize>,
+    ) {
         let Some(tcp) = http1::take_tcp(stream) else {
             tracing::warn!("dropped a connection that is not a TCP stream");
-            return None;
+            return;
         };
         let gateway = self.clone();
         let shutdown = shutdown.clone();
@@ -417,12 +419,53 @@ impl ServerApp for Gateway {
                     return;
                 }
             };
+            let socket = match tls {
+                None => Socket::Tcp(tcp),
+                Some(i) => match gateway.handshake(tcp, i).await {
+                    Some(socket) => socket,
+                    None => return,
+                },
+            };
             match slot {
-                Some(_held) => http1::serve(tcp, &*gateway, &gateway.settings, &shutdown).await,
-                None => gateway.turn_away(tcp, &shutdown).await,
+                Some(_held) => http1::serve(socket, &*gateway, &gateway.settings, &shutdown).await,
+                None => gateway.turn_away(socket, &shutdown).await,
             }
         });
         let _ = served.await;
+    }
+
+    /// The TLS handshake with the certificate of the current snapshot (a reload renews it),
+    /// within `read_timeout`; a failure ends only this connection.
+    async fn handshake(&self, tcp: tokio::net::TcpStream, index: usize) -> Option<Socket> {
+        let peer = tcp.peer_addr().ok();
+        let config = self.state.load().tls.get(index).cloned()?;
+        match http1::accept_tls(tcp, config, self.settings.read_timeout).await {
+            Ok(socket) => Some(socket),
+            Err(e) => {
+                self.metrics.tls_failures.inc();
+                tracing::debug!(peer = ?peer, "TLS handshake failed: {e}");
+                None
+            }
+        }
+    }
+}
+
+/// The gateway behind a group of listeners (a pingora `ServerApp`): the plain ones, or those
+/// of one `server.tls` entry.
+pub struct Listener {
+    pub gateway: Arc<Gateway>,
+    /// The entry's index in `server.tls`; `None` for `server.listen`.
+    pub tls: Option<usize>,
+}
+
+#[async_trait]
+impl ServerApp for Listener {
+    async fn process_new(
+        self: &Arc<Self>,
+        stream: Stream,
+        shutdown: &ShutdownWatch,
+    ) -> Option<Stream> {
+        self.gateway.accept(stream, shutdown, self.tls).await;
         None
     }
 }

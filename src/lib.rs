@@ -26,4 +26,5 @@ pub mod server;
 pub mod snapshot;
 pub mod supervisor;
 pub mod text;
+pub mod tls;
 pub mod workers;

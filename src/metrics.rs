@@ -54,6 +54,7 @@ pub struct Metrics {
     pub pool: PoolMetrics,
     /// Access-log lines dropped because the writer fell behind.
     pub log_dropped: Counter,
+    pub tls_failures: Counter,
 }
 
 impl Metrics {
@@ -108,6 +109,12 @@ impl Metrics {
             "Access-log lines dropped because the log writer could not keep up",
             log_dropped.clone(),
         );
+        let tls_failures = Counter::default();
+        registry.register(
+            "tls_handshake_failures",
+            "TLS handshakes that failed or timed out (the connection is closed)",
+            tls_failures.clone(),
+        );
         registry.register_collector(Box::new(OssCollector { stats: oss, queue }));
         Metrics {
             registry,
@@ -118,6 +125,7 @@ impl Metrics {
             restarts,
             pool,
             log_dropped,
+            tls_failures,
         }
     }
 

@@ -178,7 +178,16 @@ fn keep_running_values(running: &Config, new: &mut Config) -> Vec<&'static str> 
         ("server.access_log", r.access_log != n.access_log),
     ];
     changed.extend(server_keys.iter().filter(|(_, d)| *d).map(|(k, _)| *k));
+    // Certificate files are read again (renewed certificates); the listeners stay.
+    let same_listeners = (r.tls.iter().map(|t| &t.listen)).eq(n.tls.iter().map(|t| &t.listen));
+    let tls = if same_listeners {
+        n.tls.clone()
+    } else {
+        changed.push("server.tls");
+        r.tls.clone()
+    };
     new.server = running.server.clone();
+    new.server.tls = tls;
 
     let running_async = running
         .oss_bridge

@@ -7,7 +7,7 @@
 use crate::access_log::AccessLog;
 use crate::admin::Admin;
 use crate::config::{Config, Delivery};
-use crate::gateway::Gateway;
+use crate::gateway::{Gateway, Listener};
 use crate::metrics::Metrics;
 use crate::oss::stats::Stats;
 use crate::oss::worker::AsyncDelivery;
@@ -20,7 +20,7 @@ use async_trait::async_trait;
 use pingora::listeners::{L4BufferSettings, ListenerConfig};
 use pingora::server::configuration::ServerConf;
 use pingora::server::{RunArgs, Server, ShutdownSignal, ShutdownSignalWatch};
-use std::net::TcpListener;
+use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
 use tokio::sync::Notify;
 
@@ -31,7 +31,8 @@ const POOL_PER_THREAD: usize = 256;
 /// retries a busy port for 30 s and then panics inside the service).
 fn check_listeners(config: &Config) -> Result<(), String> {
     let admin = config.server.admin_listen.iter();
-    for addr in config.server.listen.iter().chain(admin) {
+    let tls = config.server.tls.iter().flat_map(|t| &t.listen);
+    for addr in config.server.listen.iter().chain(tls).chain(admin) {
         TcpListener::bind(addr).map_err(|e| format!("cannot listen on {addr}: {e}"))?;
     }
     Ok(())
@@ -72,6 +73,8 @@ fn build(mut config: Config) -> Result<(Server, Running), String> {
         ..ServerConf::default()
     };
     let listen = config.server.listen.clone();
+    let tls_listen: Vec<Vec<SocketAddr>> =
+        config.server.tls.iter().map(|t| t.listen.clone()).collect();
     let config_bridge = config.oss_bridge.clone();
     let admin_listen = config.server.admin_listen;
     let access_log = config.server.access_log.clone();
@@ -115,14 +118,24 @@ fn build(mut config: Config) -> Result<(Server, Running), String> {
         metrics,
         access_log.clone(),
     );
-    let mut service = pingora::services::listening::Service::new("fngate".into(), gateway);
-    for addr in &listen {
-        // The gateway takes each accepted socket out of pingora's stream at once (`http1`), so
-        // pingora's read and write buffers would only be allocated to be freed.
-        let buffers = L4BufferSettings::unbuffered();
-        service.add_listener(ListenerConfig::tcp(addr.to_string()).l4_buffer(buffers));
-    }
+    let gateway = Arc::new(gateway);
+    let app = Listener {
+        gateway: gateway.clone(),
+        tls: None,
+    };
+    let mut service = pingora::services::listening::Service::new("fngate".into(), app);
+    add_listeners(&mut service, &listen);
     server.add_service(service);
+    for (index, addrs) in tls_listen.iter().enumerate() {
+        let app = Listener {
+            gateway: gateway.clone(),
+            tls: Some(index),
+        };
+        let mut service =
+            pingora::services::listening::Service::new(format!("fngate tls {index}"), app);
+        add_listeners(&mut service, addrs);
+        server.add_service(service);
+    }
     if let Some(admin) = admin {
         server.add_service(admin);
     }
@@ -133,6 +146,15 @@ fn build(mut config: Config) -> Result<(Server, Running), String> {
         pid_file,
     };
     Ok((server, running))
+}
+
+fn add_listeners<A>(service: &mut pingora::services::listening::Service<A>, addrs: &[SocketAddr]) {
+    for addr in addrs {
+        // The gateway takes each accepted socket out of pingora's stream at once (`http1`), so
+        // pingora's read and write buffers would only be allocated to be freed.
+        let buffers = L4BufferSettings::unbuffered();
+        service.add_listener(ListenerConfig::tcp(addr.to_string()).l4_buffer(buffers));
+    }
 }
 
 /// Runs until the process gets SIGTERM (graceful, `server.grace_period`), SIGINT (fast) or

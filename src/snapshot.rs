@@ -27,6 +27,8 @@ pub struct Snapshot {
     pub unrouted: RouteMetrics,
     /// The OSS bridge endpoint's, when there is one.
     pub bridge_metrics: Option<RouteMetrics>,
+    /// Each `server.tls` entry's certificate, read when the snapshot was built.
+    pub tls: Vec<Arc<rustls::ServerConfig>>,
 }
 
 impl Snapshot {
@@ -48,6 +50,9 @@ impl Snapshot {
             .iter()
             .map(|api| Template::new(api, &config.gateway))
             .collect();
+        let tls = (config.server.tls.iter())
+            .map(|t| crate::tls::server_config(&t.cert, &t.key))
+            .collect::<Result<_, _>>()?;
         let route_metrics = config
             .routes
             .iter()
@@ -60,6 +65,7 @@ impl Snapshot {
             })
             .collect();
         Ok(Snapshot {
+            tls,
             route_metrics,
             unrouted: metrics.route("-", "-", None),
             bridge_metrics: (config.oss_bridge.as_ref())

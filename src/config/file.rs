@@ -46,6 +46,19 @@ pub struct ServerFile {
     /// Where the running gateway writes its process id (for `fngate -s reload`).
     pub pid_file: Option<Text>,
     pub access_log: Option<AccessLogFile>,
+    /// Listeners that speak TLS, each group with its certificate.
+    #[serde(default)]
+    pub tls: Vec<TlsFile>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsFile {
+    pub listen: Vec<Spanned<Text>>,
+    /// PEM: the certificate, then its chain.
+    pub cert: Spanned<Text>,
+    /// PEM: the private key (PKCS#8, PKCS#1 or SEC1).
+    pub key: Spanned<Text>,
 }
 
 #[derive(Debug, Deserialize)]

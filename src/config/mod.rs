@@ -103,6 +103,15 @@ pub struct ServerSettings {
     pub pid_file: Option<PathBuf>,
     /// `None`: `access_log: {path: off}`.
     pub access_log: Option<AccessLogSettings>,
+    pub tls: Vec<TlsListeners>,
+}
+
+/// Listeners that speak TLS with one certificate (`server.tls`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct TlsListeners {
+    pub listen: Vec<SocketAddr>,
+    pub cert: PathBuf,
+    pub key: PathBuf,
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -199,7 +199,28 @@ fn server(file: &FileConfig, base_dir: &Path, problems: &mut Problems) -> Server
         max_connections,
         pid_file: s.pid_file.as_ref().map(|p| base_dir.join(&p.0)),
         access_log: access_log(s.access_log.as_ref(), base_dir, problems),
+        tls: s.tls.iter().map(|t| tls(t, base_dir, problems)).collect(),
     }
+}
+
+fn tls(t: &super::file::TlsFile, base_dir: &Path, problems: &mut Problems) -> super::TlsListeners {
+    if t.listen.is_empty() {
+        problems.push(at_span(
+            &t.cert,
+            "server.tls: listen needs at least one address",
+        ));
+    }
+    let listen = t
+        .listen
+        .iter()
+        .filter_map(|l| socket_addr(l, "server.tls.listen", problems))
+        .collect();
+    let cert = base_dir.join(&t.cert.value.0);
+    let key = base_dir.join(&t.key.value.0);
+    if let Err(e) = crate::tls::server_config(&cert, &key) {
+        problems.push(at_span(&t.cert, format!("server.tls: {e}")));
+    }
+    super::TlsListeners { listen, cert, key }
 }
 
 fn access_log(

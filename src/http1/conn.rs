@@ -8,15 +8,15 @@
 
 use super::chunk::{self, ChunkError};
 use super::head::{self, Framing, Head, HeadError};
-use super::io::{read_now, read_some, write_all2};
+use super::io::{read_now, read_some, write_all2, Io};
 use super::response::{self, DateCache};
+use super::socket::Socket;
 use super::timer::LazyTimer;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::task::Poll;
 use std::time::Duration;
-use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
@@ -60,7 +60,7 @@ enum Stop {
 
 /// The connection's state between requests.
 pub struct Conn {
-    stream: TcpStream,
+    stream: Socket,
     peer: Option<SocketAddr>,
     /// The peer's IP address written out once (it goes into every event).
     peer_ip: String,
@@ -75,8 +75,8 @@ pub struct Conn {
 }
 
 impl Conn {
-    fn new(stream: TcpStream, shutdown: watch::Receiver<bool>) -> Conn {
-        let peer = stream.peer_addr().ok();
+    fn new(stream: Socket, shutdown: watch::Receiver<bool>) -> Conn {
+        let peer = stream.peer_addr();
         Conn {
             peer_ip: peer.map(|p| p.ip().to_string()).unwrap_or_default(),
             peer,
@@ -172,8 +172,7 @@ impl Conn {
 
     /// Reads and drops input until the client closes or `LINGER` passes.
     async fn linger(&mut self) {
-        use tokio::io::AsyncWriteExt;
-        let _ = self.stream.shutdown().await;
+        self.stream.shutdown().await;
         let mut deadline = None;
         let mut dropped = 0;
         while dropped < 16 * DRAIN_LIMIT {
@@ -188,12 +187,12 @@ impl Conn {
 
 /// Serves a connection until it ends.
 pub async fn serve<H: Handler>(
-    stream: TcpStream,
+    stream: Socket,
     handler: &H,
     settings: &Settings,
     shutdown: &watch::Receiver<bool>,
 ) {
-    let _ = stream.set_nodelay(true);
+    stream.set_nodelay();
     let mut conn = Conn::new(stream, shutdown.clone());
     // One wait on the shutdown signal for the connection's life, not one per request: setting
     // a wait up and tearing it down took the watch's lock twice a request.
@@ -236,7 +235,7 @@ pub async fn serve<H: Handler>(
 /// Answers a connection that will not be served (the listeners' connection limit) with
 /// `answer` before reading anything, then closes it the way a refused head is closed.
 pub async fn turn_away(
-    stream: TcpStream,
+    stream: Socket,
     answer: &response::Answer,
     settings: &Settings,
     shutdown: &watch::Receiver<bool>,

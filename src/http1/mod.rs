@@ -12,11 +12,13 @@ pub mod head;
 pub mod io;
 pub mod response;
 pub mod slots;
+pub mod socket;
 pub mod timer;
 
 pub use conn::{serve, turn_away, BodyError, Exchange, Handler, Settings};
 pub use head::HeadError;
 pub use response::Answer;
+pub use socket::{accept_tls, Socket};
 
 use pingora::protocols::l4::stream::Stream as L4Stream;
 use std::os::fd::{AsRawFd, FromRawFd};
