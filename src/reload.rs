@@ -150,44 +150,47 @@ impl Reloader {
     }
 }
 
+/// For each field: when the new value differs, name it and keep the running one.
+macro_rules! keep_running {
+    ($changed:ident, $section:literal, $running:expr, $new:expr, [$($field:ident),* $(,)?]) => {{$(
+        if $running.$field != $new.$field {
+            $changed.push(concat!($section, ".", stringify!($field)));
+            $new.$field = $running.$field.clone();
+        }
+    )*}};
+}
+
 /// Gives `new` the running values of what cannot change without a restart; returns the keys
 /// whose values differed.
 fn keep_running_values(running: &Config, new: &mut Config) -> Vec<&'static str> {
     let mut changed = Vec::new();
-    let (r, n) = (&running.server, &new.server);
-    let server_keys: [(&'static str, bool); 11] = [
-        ("server.listen", r.listen != n.listen),
-        ("server.admin_listen", r.admin_listen != n.admin_listen),
-        ("server.threads", r.threads != n.threads),
-        ("server.grace_period", r.grace_period != n.grace_period),
-        (
-            "server.keepalive_timeout",
-            r.keepalive_timeout != n.keepalive_timeout,
-        ),
-        (
-            "server.keepalive_requests",
-            r.keepalive_requests != n.keepalive_requests,
-        ),
-        ("server.read_timeout", r.read_timeout != n.read_timeout),
-        ("server.send_timeout", r.send_timeout != n.send_timeout),
-        (
-            "server.max_connections",
-            r.max_connections != n.max_connections,
-        ),
-        ("server.pid_file", r.pid_file != n.pid_file),
-        ("server.access_log", r.access_log != n.access_log),
-    ];
-    changed.extend(server_keys.iter().filter(|(_, d)| *d).map(|(k, _)| *k));
+    let (r, n) = (&running.server, &mut new.server);
+    // Every field of `ServerSettings` but `tls`.
+    keep_running!(
+        changed,
+        "server",
+        r,
+        n,
+        [
+            listen,
+            admin_listen,
+            threads,
+            grace_period,
+            keepalive_timeout,
+            keepalive_requests,
+            read_timeout,
+            send_timeout,
+            max_connections,
+            pid_file,
+            access_log,
+        ]
+    );
     // Certificate files are read again (renewed certificates); the listeners stay.
     let same_listeners = (r.tls.iter().map(|t| &t.listen)).eq(n.tls.iter().map(|t| &t.listen));
-    let tls = if same_listeners {
-        n.tls.clone()
-    } else {
+    if !same_listeners {
         changed.push("server.tls");
-        r.tls.clone()
-    };
-    new.server = running.server.clone();
-    new.server.tls = tls;
+        n.tls = r.tls.clone();
+    }
 
     let running_async = running
         .oss_bridge
@@ -195,36 +198,22 @@ fn keep_running_values(running: &Config, new: &mut Config) -> Vec<&'static str> 
         .filter(|b| b.delivery == Delivery::Async);
     match (running_async, new.oss_bridge.as_mut()) {
         // The queue and its workers were started with these values.
-        (Some(r), Some(n)) => {
-            let keys: [(&'static str, bool); 8] = [
-                ("oss_bridge.delivery", r.delivery != n.delivery),
-                ("oss_bridge.queue_dir", r.queue_dir != n.queue_dir),
-                ("oss_bridge.max_attempts", r.max_attempts != n.max_attempts),
-                (
-                    "oss_bridge.max_event_age",
-                    r.max_event_age != n.max_event_age,
-                ),
-                ("oss_bridge.workers", r.workers != n.workers),
-                ("oss_bridge.dedup_window", r.dedup_window != n.dedup_window),
-                (
-                    "oss_bridge.retry_backoff",
-                    r.retry_backoff != n.retry_backoff,
-                ),
-                (
-                    "oss_bridge.dead_letter_capacity",
-                    r.dead_letter_capacity != n.dead_letter_capacity,
-                ),
-            ];
-            changed.extend(keys.iter().filter(|(_, d)| *d).map(|(k, _)| *k));
-            n.delivery = r.delivery;
-            n.queue_dir = r.queue_dir.clone();
-            n.max_attempts = r.max_attempts;
-            n.max_event_age = r.max_event_age;
-            n.workers = r.workers;
-            n.dedup_window = r.dedup_window;
-            n.retry_backoff = r.retry_backoff;
-            n.dead_letter_capacity = r.dead_letter_capacity;
-        }
+        (Some(r), Some(n)) => keep_running!(
+            changed,
+            "oss_bridge",
+            r,
+            n,
+            [
+                delivery,
+                queue_dir,
+                max_attempts,
+                max_event_age,
+                workers,
+                dedup_window,
+                retry_backoff,
+                dead_letter_capacity,
+            ]
+        ),
         // No queue runs: the bridge delivers synchronously until a restart opens one.
         (None, Some(n)) if n.delivery == Delivery::Async => {
             changed.push("oss_bridge.delivery");

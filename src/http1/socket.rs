@@ -177,8 +177,11 @@ impl Io for Tls {
             buf.reserve(1024);
         }
         let start = buf.len();
+        // rustls copies into initialised memory: zero at most what one read can fill, not a
+        // large body's whole reservation each time.
+        let room = (buf.capacity() - start).min(TLS_BUFFER);
         loop {
-            buf.resize(buf.capacity(), 0);
+            buf.resize(start + room, 0);
             let got = session.reader().read(&mut buf[start..]);
             buf.truncate(start + *got.as_ref().unwrap_or(&0));
             match got {
