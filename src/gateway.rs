@@ -318,6 +318,22 @@ impl http1::Handler for Gateway {
         if let Err(err) = self.dispatch(x, &snap, &mut rec).await {
             answer_error(x, &mut rec, err, snap.config.expose_details).await;
         }
+        self.account(x, &snap, &rec);
+    }
+
+    fn refuse(&self, err: &HeadError, peer: Option<SocketAddr>) -> Answer {
+        let err = match err {
+            HeadError::Malformed(why) => GatewayError::BadRequest(why.clone()),
+            HeadError::TooLarge => GatewayError::HeaderTooLarge,
+            HeadError::UnsupportedCoding => GatewayError::UnsupportedCoding,
+        };
+        self.refuse_with(err, peer)
+    }
+}
+
+impl Gateway {
+    /// The request in the metrics and the access log, once it is answered.
+    fn account(&self, x: &Exchange<'_>, snap: &Snapshot, rec: &Record<'_>) {
         let series = rec.metrics.unwrap_or(&snap.unrouted);
         series.observe(
             &x.head.method,
@@ -347,17 +363,6 @@ impl http1::Handler for Gateway {
         }
     }
 
-    fn refuse(&self, err: &HeadError, peer: Option<SocketAddr>) -> Answer {
-        let err = match err {
-            HeadError::Malformed(why) => GatewayError::BadRequest(why.clone()),
-            HeadError::TooLarge => GatewayError::HeaderTooLarge,
-            HeadError::UnsupportedCoding => GatewayError::UnsupportedCoding,
-        };
-        self.refuse_with(err, peer)
-    }
-}
-
-impl Gateway {
     /// A connection over `server.max_connections`: a 503 at once, rather than a client left
     /// waiting on a gateway out of descriptors.
     async fn turn_away(&self, socket: Socket, shutdown: &ShutdownWatch) {
