@@ -85,6 +85,7 @@ fn event_building(c: &mut Criterion) {
         source_ip: "203.0.113.7",
         body,
         binary: false,
+        identity: None,
         time: SystemTime::now(),
     };
     let mut g = c.benchmark_group("event building");

@@ -50,6 +50,16 @@ pub enum GatewayError {
     TooManyConnections {
         limit: usize,
     },
+    /// `auth: apikey`: no key where it is looked for (the header's name).
+    ApiKeyMissing {
+        header: String,
+    },
+    /// `auth: apikey`: an unknown key, or one not allowed on this route.
+    ApiKeyRefused,
+    /// The route's rate limit; the client may retry after this many seconds.
+    RateLimited {
+        retry_after: u64,
+    },
 }
 
 impl GatewayError {
@@ -72,6 +82,9 @@ impl GatewayError {
             Self::BadNotification(_) => 400,
             Self::QueueFull { .. } | Self::QueueUnavailable(_) => 503,
             Self::TooManyConnections { .. } | Self::DeadLettersFull => 503,
+            Self::ApiKeyMissing { .. } => 401,
+            Self::ApiKeyRefused => 403,
+            Self::RateLimited { .. } => 429,
         }
     }
 
@@ -97,6 +110,9 @@ impl GatewayError {
             Self::QueueUnavailable(_) => "QUEUE_UNAVAILABLE",
             Self::TooManyConnections { .. } => "TOO_MANY_CONNECTIONS",
             Self::DeadLettersFull => "DEAD_LETTERS_FULL",
+            Self::ApiKeyMissing { .. } => "UNAUTHORIZED",
+            Self::ApiKeyRefused => "FORBIDDEN",
+            Self::RateLimited { .. } => "RATE_LIMITED",
         }
     }
 
@@ -152,6 +168,11 @@ impl GatewayError {
             Self::TooManyConnections { limit } => {
                 format!("the gateway holds its limit of {limit} client connections; retry later")
             }
+            Self::ApiKeyMissing { header } => format!("an API key is required in {header}"),
+            Self::ApiKeyRefused => "the API key is not valid for this route".into(),
+            Self::RateLimited { retry_after } => {
+                format!("too many requests; retry in {retry_after} s")
+            }
         }
     }
 
@@ -175,6 +196,9 @@ impl GatewayError {
             Self::BadNotification(_) => "bad notification",
             Self::QueueFull { .. } | Self::QueueUnavailable(_) => "service unavailable",
             Self::TooManyConnections { .. } | Self::DeadLettersFull => "service unavailable",
+            Self::ApiKeyMissing { .. } => "unauthorized",
+            Self::ApiKeyRefused => "forbidden",
+            Self::RateLimited { .. } => "too many requests",
         }
     }
 
@@ -194,6 +218,12 @@ impl GatewayError {
             Self::QueueUnavailable(_) => headers.push(("Retry-After", "5".into())),
             Self::TooManyConnections { .. } => headers.push(("Retry-After", "1".into())),
             Self::DeadLettersFull => headers.push(("Retry-After", "60".into())),
+            Self::ApiKeyMissing { header } => {
+                headers.push(("WWW-Authenticate", format!("ApiKey header=\"{header}\"")))
+            }
+            Self::RateLimited { retry_after } => {
+                headers.push(("Retry-After", retry_after.to_string()))
+            }
             _ => {}
         }
         headers.push(("x-jdcloud-request-id", request_id.to_owned()));

@@ -5,6 +5,7 @@
 
 use crate::access_log::{AccessLog, Entry};
 use crate::bridge;
+use crate::checks::{Admitted, Identity, Request, Verdict};
 use crate::client;
 use crate::config::{OssBridge, Route, Target};
 use crate::contract;
@@ -59,6 +60,22 @@ struct Record<'s> {
     error: Option<&'static str>,
     function_time: Option<Duration>,
     bytes_in: usize,
+}
+
+/// What `admit` decided.
+#[derive(Debug, PartialEq)]
+enum Admission {
+    Admitted(Option<Identity>),
+    /// A check answered the request itself.
+    Answered,
+}
+
+/// A function route's call: the route, its function, the path's parameters, who called.
+struct Call<'r, 's> {
+    route: &'r Route,
+    function: usize,
+    params: &'r [ParamSpan<'s>],
+    identity: Option<&'r Identity>,
 }
 
 /// A path parameter: its name and where its raw value lies in the request path.
@@ -118,7 +135,16 @@ impl Gateway {
         let (index, params) = match snap.table.lookup(&x.head.method, path) {
             Lookup::Found { route, params } => (route, param_spans(path, params.iter())),
             Lookup::NotFound => return Err(GatewayError::RouteNotFound),
-            Lookup::MethodNotAllowed { allow } => {
+            Lookup::MethodNotAllowed { allow, route } => {
+                // A CORS preflight on the path is its API's to answer, OPTIONS route or not.
+                let api = snap.config.routes.get(route).map(|r| r.api);
+                let cors = api.is_some_and(|a| snap.config.apis[a].cors.is_some());
+                let preflight = cors
+                    && x.head.method == http::Method::OPTIONS
+                    && x.header("access-control-request-method").is_some();
+                if preflight && self.admit(x, snap, route, rec).await? == Admission::Answered {
+                    return Ok(());
+                }
                 let allow = allow.to_owned();
                 return Err(GatewayError::MethodNotAllowed { allow });
             }
@@ -126,10 +152,23 @@ impl Gateway {
         let route = &snap.config.routes[index];
         rec.route = &route.path;
         rec.metrics = snap.route_metrics.get(index);
+        // The route's checks, before the body is read: a refused client's body is not taken in.
+        let identity = match self.admit(x, snap, index, rec).await? {
+            Admission::Admitted(identity) => identity,
+            Admission::Answered => return Ok(()),
+        };
         read_body(x, route.max_body_bytes).await?;
         rec.bytes_in = x.body().len();
         match &route.target {
-            Target::Function(f) => self.serve_function(x, snap, route, *f, &params, rec).await,
+            Target::Function(f) => {
+                let call = Call {
+                    route,
+                    function: *f,
+                    params: &params,
+                    identity: identity.as_ref(),
+                };
+                self.serve_function(x, snap, call, rec).await
+            }
             Target::Upstream(up) => {
                 let chain = client::forwarded_chain(x.headers());
                 let forwarded_for = client::append_peer(&chain, x.peer_ip()).into_owned();
@@ -145,16 +184,61 @@ impl Gateway {
         }
     }
 
+    /// The route's checks (`checks`): the request goes on, with whom it was admitted as, or
+    /// was answered by a check (a CORS preflight); a refusal is an error. The headers the
+    /// checks want on the answer are set on the exchange, for whatever answer it gets.
+    async fn admit(
+        &self,
+        x: &mut Exchange<'_>,
+        snap: &Snapshot,
+        route: usize,
+        rec: &mut Record<'_>,
+    ) -> Result<Admission, GatewayError> {
+        let Some(chain) = snap.chains.get(route).filter(|c| !c.is_empty()) else {
+            return Ok(Admission::Admitted(None));
+        };
+        let mut admitted = Admitted::default();
+        let verdict = {
+            let peer = x.peer().map(|a| a.ip());
+            let forwarded = client::forwarded_chain(x.headers());
+            let trusted = &snap.config.gateway.trusted_proxies;
+            let header = |name: &str| x.header(name);
+            let req = Request {
+                method: &x.head.method,
+                path: x.path(),
+                query: x.query(),
+                header: &header,
+                source_ip: client::source_ip(peer, &forwarded, trusted),
+            };
+            chain.run(&req, &mut admitted)
+        };
+        x.extra_headers = admitted.headers;
+        match verdict {
+            Verdict::Continue => Ok(Admission::Admitted(admitted.identity)),
+            Verdict::Refuse(err) => Err(err),
+            Verdict::Answer(status) => {
+                rec.status = status;
+                let id = [("x-jdcloud-request-id", rec.request_id.as_bytes())];
+                let _ = x.respond(status, id, b"").await;
+                Ok(Admission::Answered)
+            }
+        }
+    }
+
     /// The event route, once the body is read.
     async fn serve_function(
         &self,
         x: &mut Exchange<'_>,
         snap: &Snapshot,
-        route: &Route,
-        function: usize,
-        params: &[ParamSpan<'_>],
+        call: Call<'_, '_>,
         rec: &mut Record<'_>,
     ) -> Result<(), GatewayError> {
+        let Call {
+            route,
+            function,
+            params,
+            identity,
+        } = call;
         // 1. The event, from the request as received.
         let event = {
             let headers: SmallVec<[(&str, &[u8]); 16]> = x.headers().collect();
@@ -185,6 +269,7 @@ impl Gateway {
                 source_ip: &source_ip,
                 body: x.body(),
                 binary: route.binary,
+                identity,
                 time: SystemTime::now(),
             })
             .map_err(|e| match e {

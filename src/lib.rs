@@ -9,6 +9,7 @@
 pub mod access_log;
 pub mod admin;
 pub mod bridge;
+pub mod checks;
 pub mod client;
 pub mod config;
 pub mod contract;

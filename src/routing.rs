@@ -35,6 +35,8 @@ pub enum Lookup<'t, 'p> {
     NotFound,
     MethodNotAllowed {
         allow: &'t str,
+        /// A route on the path (its API's CORS answers preflights).
+        route: usize,
     },
 }
 
@@ -119,8 +121,10 @@ impl RouteTable {
                 route,
                 params: m.params,
             },
+            // A path entry exists only with at least one route.
             None => Lookup::MethodNotAllowed {
                 allow: &entry.allow,
+                route: entry.by_method.first().map_or(0, |(_, r)| *r),
             },
         }
     }
@@ -153,6 +157,8 @@ mod tests {
             binary: false,
             max_body_bytes: 10,
             timeout: Duration::from_secs(1),
+            auth: crate::config::Auth::None,
+            rate_limit: None,
         }
     }
 
@@ -195,7 +201,7 @@ mod tests {
         assert_eq!(found(&t, "HEAD", "/items/1").unwrap().0, 0);
         assert_eq!(found(&t, "PUT", "/items/1").unwrap().0, 1);
         match t.lookup(&Method::POST, "/items/1") {
-            Lookup::MethodNotAllowed { allow } => assert_eq!(allow, "DELETE, GET, HEAD, PUT"),
+            Lookup::MethodNotAllowed { allow, .. } => assert_eq!(allow, "DELETE, GET, HEAD, PUT"),
             _ => panic!("expected 405"),
         }
         assert!(matches!(t.lookup(&Method::GET, "/nope"), Lookup::NotFound));

@@ -2,6 +2,7 @@
 //! built off the hot path and swapped whole (`ArcSwap`) so that a reload is one store. A request
 //! holds the snapshot it started with until it ends.
 
+use crate::checks::{Chain, Limiter};
 use crate::config::Config;
 use crate::config::Target;
 use crate::event::apigw::Template;
@@ -29,6 +30,8 @@ pub struct Snapshot {
     pub bridge_metrics: Option<RouteMetrics>,
     /// Each `server.tls` entry's certificate, read when the snapshot was built.
     pub tls: Vec<Arc<rustls::ServerConfig>>,
+    /// Each route's checks (CORS, authentication, rate limit), by index in `config.routes`.
+    pub chains: Vec<Chain>,
 }
 
 impl Snapshot {
@@ -53,6 +56,13 @@ impl Snapshot {
         let tls = (config.server.tls.iter())
             .map(|t| crate::tls::server_config(&t.cert, &t.key))
             .collect::<Result<_, _>>()?;
+        // API-wide limits: one set of buckets shared by the API's routes.
+        let limiters: Vec<_> = (config.apis.iter())
+            .map(|a| a.rate_limit.as_ref().map(|l| Arc::new(Limiter::new(l))))
+            .collect();
+        let chains = (config.routes.iter())
+            .map(|r| Chain::for_route(&config, r, &limiters))
+            .collect();
         let route_metrics = config
             .routes
             .iter()
@@ -66,6 +76,7 @@ impl Snapshot {
             .collect();
         Ok(Snapshot {
             tls,
+            chains,
             route_metrics,
             unrouted: metrics.route("-", "-", None),
             bridge_metrics: (config.oss_bridge.as_ref())

@@ -24,6 +24,67 @@ pub struct FileConfig {
     pub triggers: Option<TriggersFile>,
     #[serde(default)]
     pub oss_bridge: Option<OssBridgeFile>,
+    /// Credentials the API routes' `auth:` checks against.
+    #[serde(default)]
+    pub auth: AuthFile,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthFile {
+    pub apikey: Option<ApiKeysFile>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiKeysFile {
+    /// Where the key is sent (default `x-api-key`).
+    pub header: Option<Spanned<Text>>,
+    /// A query parameter that may carry the key instead.
+    pub query: Option<Spanned<Text>>,
+    #[serde(default)]
+    pub keys: Vec<Spanned<ApiKeyFile>>,
+    /// A YAML file holding more keys, a list of the same shape.
+    pub keys_file: Option<Spanned<Text>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiKeyFile {
+    pub key: Spanned<Text>,
+    pub user: Option<Text>,
+    pub account_id: Option<Text>,
+    /// API ids the key may call (default: every API).
+    pub apis: Option<Vec<Spanned<Text>>>,
+    /// Route path patterns the key may call (default: every route).
+    pub routes: Option<Vec<Spanned<Text>>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimitFile {
+    pub requests: Spanned<Scalar<u32>>,
+    pub per: Spanned<Dur>,
+    pub burst: Option<Spanned<Scalar<u32>>>,
+    /// `ip` (default), `api_key` or `route`.
+    pub key: Option<Spanned<Text>>,
+    /// Distinct keys tracked at once (default 100,000).
+    pub max_keys: Option<Scalar<usize>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CorsFile {
+    #[serde(default)]
+    pub allow_origins: Vec<Spanned<Text>>,
+    #[serde(default)]
+    pub allow_methods: Vec<Spanned<Text>>,
+    #[serde(default)]
+    pub allow_headers: Vec<Spanned<Text>>,
+    #[serde(default)]
+    pub expose_headers: Vec<Spanned<Text>>,
+    pub allow_credentials: Option<Spanned<Scalar<bool>>>,
+    pub max_age: Option<Dur>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -121,6 +182,11 @@ pub struct ApiFile {
     pub id: Spanned<Text>,
     pub stage: Option<Text>,
     pub format: Option<Spanned<Text>>,
+    /// Every route's default (`none`, `apikey`, `jdcloud`).
+    pub auth: Option<Spanned<Text>>,
+    /// One limit shared by the API's routes.
+    pub rate_limit: Option<RateLimitFile>,
+    pub cors: Option<Spanned<CorsFile>>,
     pub routes: Vec<Spanned<RouteFile>>,
 }
 
@@ -132,6 +198,8 @@ pub struct RouteFile {
     pub function: Option<Spanned<Text>>,
     pub upstream: Option<Spanned<Text>>,
     pub auth: Option<Spanned<Text>>,
+    /// The route's own limit.
+    pub rate_limit: Option<RateLimitFile>,
     pub binary: Option<Spanned<Text>>,
     pub max_body_bytes: Option<Scalar<usize>>,
     pub timeout: Option<Dur>,

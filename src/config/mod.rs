@@ -1,6 +1,7 @@
 //! Configuration: the YAML file (`file`), `${ENV}` expansion and scalar parsing (`value`), and
 //! the semantic checks (`validate`) that turn it into an immutable, validated [`Config`].
 
+mod access;
 pub mod command;
 mod file;
 pub mod trigger;
@@ -35,6 +36,69 @@ pub struct Config {
     pub routes: Vec<Route>,
     pub triggers: Vec<OssTrigger>,
     pub oss_bridge: Option<OssBridge>,
+    pub api_keys: ApiKeys,
+}
+
+/// `auth.apikey`: where keys are sent and which exist.
+#[derive(Debug, Clone, Default)]
+pub struct ApiKeys {
+    /// Lower-case header name.
+    pub header: String,
+    pub query: Option<String>,
+    pub keys: Vec<ApiKey>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ApiKey {
+    pub key: Secret,
+    pub user: String,
+    pub account_id: String,
+    /// API ids it may call; `None`: every API.
+    pub apis: Option<Vec<String>>,
+    /// Route patterns it may call; `None`: every route.
+    pub routes: Option<Vec<String>>,
+}
+
+/// Who may call a route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Auth {
+    None,
+    ApiKey,
+    Jdcloud,
+}
+
+/// A token bucket: `requests` per `per`, up to `burst` at once, one bucket per `key`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RateLimit {
+    pub requests: u32,
+    pub per: Duration,
+    pub burst: u32,
+    pub key: LimitKey,
+    pub max_keys: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LimitKey {
+    /// The client's address (`sourceIp`).
+    Ip,
+    /// The API key the request was admitted with.
+    ApiKey,
+    /// One bucket for everyone.
+    Route,
+}
+
+/// Cross-origin settings of an API (AWS HTTP API `corsConfiguration`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Cors {
+    /// Exact origins, or `*`.
+    pub allow_origins: Vec<String>,
+    /// Upper-case methods, or `*`.
+    pub allow_methods: Vec<String>,
+    /// Lower-case header names, or `*`.
+    pub allow_headers: Vec<String>,
+    pub expose_headers: Vec<String>,
+    pub allow_credentials: bool,
+    pub max_age: Option<Duration>,
 }
 
 /// One `triggers.oss` entry (docs/oss-bridge.md).
@@ -182,6 +246,9 @@ pub struct Api {
     pub format: EventFormat,
     /// `jrn:apigateway:<region>:<accountId>:api/<apiId>`
     pub resource: String,
+    /// Shared by the routes that have no limit of their own.
+    pub rate_limit: Option<RateLimit>,
+    pub cors: Option<Cors>,
 }
 
 #[derive(Debug, Clone)]
@@ -196,6 +263,10 @@ pub struct Route {
     pub max_body_bytes: usize,
     /// Route timeout, else the function's.
     pub timeout: Duration,
+    /// The route's `auth`, else its API's.
+    pub auth: Auth,
+    /// The route's own limit (the API's applies when `None`).
+    pub rate_limit: Option<RateLimit>,
 }
 
 #[derive(Debug, Clone)]

@@ -11,7 +11,7 @@ use std::net::ToSocketAddrs;
 
 type Problems = Vec<Problem>;
 
-fn at(loc: &Location, message: impl Into<String>) -> Problem {
+pub(super) fn at(loc: &Location, message: impl Into<String>) -> Problem {
     Problem {
         line: loc.line(),
         column: loc.column(),
@@ -71,10 +71,11 @@ pub(super) fn validate(file: FileConfig, base_dir: &Path) -> Result<Config, Prob
             ));
         }
         let index = apis.len();
-        apis.push(api_settings(&api.value, &gateway, &mut problems));
+        let (settings, api_auth) = api_settings(&api.value, &gateway, &mut problems);
+        apis.push(settings);
         for route in &api.value.routes {
             let checked = route_settings(
-                index,
+                (index, api_auth),
                 &route.value,
                 &file.functions,
                 &function_ids,
@@ -93,6 +94,13 @@ pub(super) fn validate(file: FileConfig, base_dir: &Path) -> Result<Config, Prob
             problems.push(at(&route_spans[c.route], c.message));
         }
     }
+    let known = super::access::Known {
+        apis: apis.iter().map(|a| a.id.as_str()).collect(),
+        routes: routes.iter().map(|r| r.path.as_str()).collect(),
+    };
+    let api_keys =
+        super::access::api_keys(file.auth.apikey.as_ref(), base_dir, &known, &mut problems);
+    super::access::check_key_use(&api_keys, &routes, &route_spans, &mut problems);
     let trigger_files = file.triggers.as_ref().map_or(&[][..], |t| &t.oss[..]);
     let triggers = super::trigger::triggers(trigger_files, &function_ids, base_dir, &mut problems);
     let oss_bridge = file.oss_bridge.as_ref().map(|b| {
@@ -128,6 +136,7 @@ pub(super) fn validate(file: FileConfig, base_dir: &Path) -> Result<Config, Prob
             routes,
             triggers,
             oss_bridge,
+            api_keys,
         })
     } else {
         problems.sort_by_key(|p| (p.line, p.column));
@@ -388,7 +397,7 @@ fn function(
     }
 }
 
-fn api_settings(api: &ApiFile, gateway: &GatewaySettings, problems: &mut Problems) -> Api {
+fn api_settings(api: &ApiFile, gateway: &GatewaySettings, problems: &mut Problems) -> (Api, Auth) {
     let id = api.id.value.0.clone();
     if id.is_empty() {
         problems.push(at_span(&api.id, "api id must not be empty"));
@@ -406,7 +415,8 @@ fn api_settings(api: &ApiFile, gateway: &GatewaySettings, problems: &mut Problem
             EventFormat::Jdcloud
         }
     };
-    Api {
+    let auth = super::access::auth(api.auth.as_ref(), problems).unwrap_or(Auth::None);
+    let settings = Api {
         resource: format!(
             "jrn:apigateway:{}:{}:api/{}",
             gateway.region, gateway.account_id, id
@@ -414,11 +424,14 @@ fn api_settings(api: &ApiFile, gateway: &GatewaySettings, problems: &mut Problem
         stage: api.stage.clone().map_or_else(|| "test".to_owned(), |s| s.0),
         format,
         id,
-    }
+        rate_limit: super::access::rate_limit(api.rate_limit.as_ref(), problems),
+        cors: super::access::cors(api.cors.as_ref(), problems),
+    };
+    (settings, auth)
 }
 
 fn route_settings(
-    api: usize,
+    (api, api_auth): (usize, Auth),
     r: &RouteFile,
     declared: &std::collections::BTreeMap<String, Spanned<FunctionFile>>,
     ids: &HashMap<String, usize>,
@@ -427,6 +440,8 @@ fn route_settings(
     problems: &mut Problems,
 ) -> Option<Route> {
     let before = problems.len();
+    let auth = super::access::auth(r.auth.as_ref(), problems).unwrap_or(api_auth);
+    let rate_limit = super::access::rate_limit(r.rate_limit.as_ref(), problems);
     let path = r.path.value.0.clone();
     if !path.starts_with('/') {
         problems.push(at_span(
@@ -448,22 +463,6 @@ fn route_settings(
             })
             .collect::<Vec<_>>()
     });
-    if let Some(a) = &r.auth {
-        match a.value.0.as_str() {
-            "none" => {}
-            "apikey" | "jdcloud" => problems.push(at_span(
-                a,
-                format!(
-                    "auth {:?} is not implemented yet (docs/configuration.md); use none",
-                    a.value.0
-                ),
-            )),
-            other => problems.push(at_span(
-                a,
-                format!("auth {other:?}: expected none, apikey or jdcloud"),
-            )),
-        }
-    }
     let binary = match &r.binary {
         None => false,
         Some(b) if b.value.0 == "base64" => true,
@@ -532,5 +531,7 @@ fn route_settings(
         binary,
         max_body_bytes: r.max_body_bytes.map_or(max_body, |v| v.0),
         timeout: r.timeout.map_or(function_timeout, |d| d.0),
+        auth,
+        rate_limit,
     })
 }

@@ -22,7 +22,7 @@ pub struct Template {
     /// `jdcloud`: the envelope after the time (from the quote that closes it) to `"detail":`;
     /// empty for `jdcloud-detail`.
     envelope: Vec<u8>,
-    /// From `,"requestContext"` to `"requestId":`.
+    /// From `,"requestContext"` to `"identity":`.
     context: Vec<u8>,
     detail_only: bool,
 }
@@ -52,10 +52,7 @@ impl Template {
         push_str(&mut context, &api.stage);
         raw(&mut context, r#","apiId":"#);
         push_str(&mut context, &api.id);
-        raw(
-            &mut context,
-            r#","identity":{"accountId":"","apiKey":"","user":"","authType":"none"},"requestId":"#,
-        );
+        raw(&mut context, r#","identity":"#);
         Template {
             envelope,
             context,
@@ -82,6 +79,8 @@ pub struct ApiRequest<'a> {
     pub body: &'a [u8],
     /// Route has `binary: base64`.
     pub binary: bool,
+    /// Who the route's authentication admitted; `None`: `authType: "none"`.
+    pub identity: Option<&'a crate::checks::Identity>,
     pub time: SystemTime,
 }
 
@@ -176,6 +175,24 @@ pub fn build(req: &ApiRequest) -> Result<Vec<u8>, EventError> {
         raw(&mut out, if req.body.is_empty() { "false" } else { "true" });
     }
     out.extend_from_slice(&template.context);
+    match req.identity {
+        None => raw(
+            &mut out,
+            r#"{"accountId":"","apiKey":"","user":"","authType":"none"}"#,
+        ),
+        Some(id) => {
+            raw(&mut out, r#"{"accountId":"#);
+            push_str(&mut out, &id.account_id);
+            raw(&mut out, r#","apiKey":"#);
+            push_str(&mut out, &id.api_key);
+            raw(&mut out, r#","user":"#);
+            push_str(&mut out, &id.user);
+            raw(&mut out, r#","authType":"#);
+            push_str(&mut out, id.auth_type);
+            out.push(b'}');
+        }
+    }
+    raw(&mut out, r#","requestId":"#);
     push_str(&mut out, req.request_id);
     raw(&mut out, r#","sourceIp":"#);
     push_str(&mut out, req.source_ip);

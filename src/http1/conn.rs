@@ -321,6 +321,8 @@ pub struct Exchange<'c> {
     /// The streamed body is sent in chunks.
     chunked: bool,
     pub bytes_out: usize,
+    /// Headers the gateway adds to whatever answer this request gets (CORS, rate limits).
+    pub extra_headers: Vec<(&'static str, Vec<u8>)>,
 }
 
 impl<'c> Exchange<'c> {
@@ -340,6 +342,7 @@ impl<'c> Exchange<'c> {
             broken: false,
             chunked: false,
             bytes_out: 0,
+            extra_headers: Vec::new(),
         }
     }
 
@@ -586,6 +589,7 @@ impl<'c> Exchange<'c> {
             &mut conn.out,
             status,
             headers,
+            &self.extra_headers,
             length,
             self.chunked,
             self.keep_alive,

@@ -56,10 +56,13 @@ pub fn push_header(out: &mut Vec<u8>, name: &str, value: &[u8]) {
 
 /// Writes the head of an answer. `length` is the body length (with `has_body`); `chunked`
 /// announces a chunked body instead.
+// Each argument is one part of the head, from one caller (`Exchange::start_answer`).
+#[allow(clippy::too_many_arguments)]
 pub fn head<'h>(
     out: &mut Vec<u8>,
     status: u16,
     headers: impl IntoIterator<Item = (&'h str, &'h [u8])>,
+    extra: &[(&'static str, Vec<u8>)],
     length: Option<usize>,
     chunked: bool,
     keep_alive: bool,
@@ -77,7 +80,19 @@ pub fn head<'h>(
     out.extend_from_slice(b"\r\n");
     // The server dates its answers: one `Date`, its own, whatever a function or upstream
     // said (nginx hides the upstream's too).
-    for (name, value) in headers.into_iter().filter(|(n, _)| !is_date(n)) {
+    // The gateway's own headers (CORS, rate limits) replace a function's or upstream's of the
+    // same name; `Vary` lists add up. On an API with CORS (its check always adds `Vary:
+    // Origin`) every `Access-Control-*` header is the gateway's, as in AWS's HTTP APIs.
+    let cors = extra.iter().any(|(n, v)| *n == "Vary" && v == b"Origin");
+    let ours = |n: &str| {
+        (cors && n.len() > 15 && n[..15].eq_ignore_ascii_case("access-control-"))
+            || (!n.eq_ignore_ascii_case("vary")
+                && extra.iter().any(|(e, _)| e.eq_ignore_ascii_case(n)))
+    };
+    for (name, value) in headers.into_iter().filter(|(n, _)| !is_date(n) && !ours(n)) {
+        push_header(out, name, value);
+    }
+    for (name, value) in extra {
         push_header(out, name, value);
     }
     if has_body(status) {
@@ -107,19 +122,19 @@ mod tests {
     fn heads_carry_framing_date_and_connection() {
         let mut out = Vec::new();
         let headers = [("content-type", &b"text/plain"[..]), ("DATE", b"x")];
-        head(&mut out, 200, headers, Some(5), false, true, b"D");
+        head(&mut out, 200, headers, &[], Some(5), false, true, b"D");
         assert_eq!(
             String::from_utf8(out).unwrap(),
             "HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\nContent-Length: 5\r\nDate: D\r\nConnection: keep-alive\r\n\r\n"
         );
         let mut out = Vec::new();
-        head(&mut out, 204, [], Some(0), false, false, b"D");
+        head(&mut out, 204, [], &[], Some(0), false, false, b"D");
         assert_eq!(
             String::from_utf8(out).unwrap(),
             "HTTP/1.1 204 No Content\r\nDate: D\r\nConnection: close\r\n\r\n"
         );
         let mut out = Vec::new();
-        head(&mut out, 299, [], None, true, true, b"D");
+        head(&mut out, 299, [], &[], None, true, true, b"D");
         assert!(String::from_utf8(out)
             .unwrap()
             .starts_with("HTTP/1.1 299 \r\nTransfer-Encoding: chunked\r\n"));

@@ -1,0 +1,112 @@
+//! The checks a request passes before its route serves it (docs/security.md): an ordered chain,
+//! built per route with each snapshot, in which every check may let the request go on, answer
+//! it itself (a CORS preflight) or refuse it (401, 403, 429). They run after routing and before
+//! the body is read, so a refused client's body is never taken in. A new kind of check is a
+//! new file here and one line in `Chain::for_route`.
+//!
+//! Order: CORS (a preflight is answered before anything else; the CORS headers are then on
+//! every answer, refusals included) → authentication → rate limit (so that a limit keyed by
+//! API key sees the key that was admitted).
+
+mod apikey;
+mod cors;
+mod rate_limit;
+
+use crate::config::{Auth, Config, Route};
+use crate::errors::GatewayError;
+use http::Method;
+use std::net::IpAddr;
+use std::sync::Arc;
+
+pub use rate_limit::Limiter;
+
+/// What the checks see of a request.
+pub struct Request<'a> {
+    pub method: &'a Method,
+    pub path: &'a str,
+    /// Raw, without `?`.
+    pub query: &'a str,
+    pub header: &'a dyn Fn(&str) -> Option<&'a [u8]>,
+    /// `sourceIp`: the peer, or what a trusted proxy said.
+    pub source_ip: Option<IpAddr>,
+}
+
+/// Who the request was admitted as (`requestContext.identity`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Identity {
+    pub auth_type: &'static str,
+    pub api_key: String,
+    pub user: String,
+    pub account_id: String,
+}
+
+/// What the checks learned, for the rest of the request.
+#[derive(Default)]
+pub struct Admitted {
+    pub identity: Option<Identity>,
+    /// Headers every answer to this request carries (CORS, rate-limit state).
+    pub headers: Vec<(&'static str, Vec<u8>)>,
+}
+
+pub enum Verdict {
+    Continue,
+    /// Answered by the check itself with this status and no body (the headers are in
+    /// `Admitted::headers`).
+    Answer(u16),
+    Refuse(GatewayError),
+}
+
+pub trait Check: Send + Sync {
+    fn check(&self, req: &Request<'_>, admitted: &mut Admitted) -> Verdict;
+}
+
+/// One route's checks, in order.
+#[derive(Clone, Default)]
+pub struct Chain(Vec<Arc<dyn Check>>);
+
+impl Chain {
+    /// `limiters`: the API-wide limiters, by API index, shared by the API's routes.
+    pub fn for_route(config: &Config, route: &Route, limiters: &[Option<Arc<Limiter>>]) -> Chain {
+        let api = &config.apis[route.api];
+        let mut checks: Vec<Arc<dyn Check>> = Vec::new();
+        if let Some(cors) = &api.cors {
+            checks.push(Arc::new(cors::Cors::new(cors)));
+        }
+        match route.auth {
+            Auth::None | Auth::Jdcloud => {}
+            Auth::ApiKey => checks.push(Arc::new(apikey::ApiKeyCheck::new(
+                &config.api_keys,
+                &api.id,
+                &route.path,
+            ))),
+        }
+        let limiter = match &route.rate_limit {
+            Some(limit) => Some(Arc::new(Limiter::new(limit))),
+            None => limiters.get(route.api).cloned().flatten(),
+        };
+        if let Some(l) = limiter {
+            checks.push(Arc::new(rate_limit::RateLimitCheck::new(l)));
+        }
+        Chain(checks)
+    }
+
+    /// Runs the checks until one answers or refuses.
+    pub fn run(&self, req: &Request<'_>, admitted: &mut Admitted) -> Verdict {
+        for check in &self.0 {
+            match check.check(req, admitted) {
+                Verdict::Continue => {}
+                other => return other,
+            }
+        }
+        Verdict::Continue
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+/// The first value of a header, as text.
+fn header_text<'a>(req: &Request<'a>, name: &str) -> Option<&'a str> {
+    (req.header)(name).and_then(|v| std::str::from_utf8(v).ok())
+}
