@@ -22,6 +22,9 @@ use std::time::Duration;
 use support::*;
 
 const EVENT_PATH: &str = "/users/42?lang=zh&page=2";
+/// The same request to the same function through `auth: apikey` and a rate limit (a limit no
+/// client reaches: the cost of checking it, not of refusing).
+const SECURE_PATH: &str = "/secure/42?lang=zh&page=2&api_key=bench-key-0123456789abcdef";
 const PASS_PATH: &str = "/pass/users/42?lang=zh&page=2";
 
 fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
@@ -80,8 +83,13 @@ fn start_fngate(
             dir.display()
         ),
     };
+    // Builds older than the checks do not know `auth:`.
+    let secure = match own {
+        true => "      - path: /secure/{id}\n        methods: [GET]\n        function: stub\n        auth: apikey\n        rate_limit: {requests: 1000000000, per: 1s, key: api_key}\nauth:\n  apikey:\n    query: api_key\n    keys:\n      - {key: bench-key-0123456789abcdef, user: bench}\n",
+        false => "",
+    };
     let yaml = format!(
-        "server:\n  listen: [\"127.0.0.1:{port}\"]\n  threads: 1\n  grace_period: 0s\n  keepalive_timeout: 600s\n  max_connections: 12000\n{access_log}functions:\n  stub:\n    endpoints: [\"http://{stub}/invoke\"]\n    timeout: 10s\napis:\n  - id: bench\n    stage: test\n    routes:\n      - path: /users/{{id}}\n        methods: [GET]\n        function: stub\n      - path: /pass/{{*rest}}\n        upstream: http://{stub}\n"
+        "server:\n  listen: [\"127.0.0.1:{port}\"]\n  threads: 1\n  grace_period: 0s\n  keepalive_timeout: 600s\n  max_connections: 12000\n{access_log}functions:\n  stub:\n    endpoints: [\"http://{stub}/invoke\"]\n    timeout: 10s\napis:\n  - id: bench\n    stage: test\n    routes:\n      - path: /users/{{id}}\n        methods: [GET]\n        function: stub\n      - path: /pass/{{*rest}}\n        upstream: http://{stub}\n{secure}"
     );
     let conf = dir.join(format!("fngate-{port}.yaml"));
     std::fs::write(&conf, yaml).unwrap();
@@ -331,6 +339,11 @@ fn main() {
             pid: None,
         },
         serving("fngate event route", &fngate, EVENT_PATH),
+        serving(
+            "fngate event route, apikey + rate limit",
+            &fngate,
+            SECURE_PATH,
+        ),
         serving("fngate pass-through", &fngate, PASS_PATH),
     ];
     let compared = other.as_ref();

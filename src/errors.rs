@@ -60,6 +60,13 @@ pub enum GatewayError {
     RateLimited {
         retry_after: u64,
     },
+    /// `auth: jdcloud`: the signature is missing (401), malformed (401), or refused (403);
+    /// `code` says why (never anything about the secret).
+    SignatureRejected {
+        status: u16,
+        code: &'static str,
+        why: String,
+    },
 }
 
 impl GatewayError {
@@ -85,6 +92,7 @@ impl GatewayError {
             Self::ApiKeyMissing { .. } => 401,
             Self::ApiKeyRefused => 403,
             Self::RateLimited { .. } => 429,
+            Self::SignatureRejected { status, .. } => *status,
         }
     }
 
@@ -113,6 +121,7 @@ impl GatewayError {
             Self::ApiKeyMissing { .. } => "UNAUTHORIZED",
             Self::ApiKeyRefused => "FORBIDDEN",
             Self::RateLimited { .. } => "RATE_LIMITED",
+            Self::SignatureRejected { code, .. } => code,
         }
     }
 
@@ -173,6 +182,7 @@ impl GatewayError {
             Self::RateLimited { retry_after } => {
                 format!("too many requests; retry in {retry_after} s")
             }
+            Self::SignatureRejected { why, .. } => why.clone(),
         }
     }
 
@@ -199,6 +209,8 @@ impl GatewayError {
             Self::ApiKeyMissing { .. } => "unauthorized",
             Self::ApiKeyRefused => "forbidden",
             Self::RateLimited { .. } => "too many requests",
+            Self::SignatureRejected { status: 401, .. } => "unauthorized",
+            Self::SignatureRejected { .. } => "forbidden",
         }
     }
 
@@ -223,6 +235,9 @@ impl GatewayError {
             }
             Self::RateLimited { retry_after } => {
                 headers.push(("Retry-After", retry_after.to_string()))
+            }
+            Self::SignatureRejected { status: 401, .. } => {
+                headers.push(("WWW-Authenticate", "JDCLOUD3-HMAC-SHA256".into()))
             }
             _ => {}
         }

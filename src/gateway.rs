@@ -62,10 +62,29 @@ struct Record<'s> {
     bytes_in: usize,
 }
 
+/// The checks' view of the request (and its body, as far as it is read).
+fn with_request<T>(
+    x: &Exchange<'_>,
+    snap: &Snapshot,
+    f: impl FnOnce(&Request<'_>, &[u8]) -> T,
+) -> T {
+    let peer = x.peer().map(|a| a.ip());
+    let forwarded = client::forwarded_chain(x.headers());
+    let trusted = &snap.config.gateway.trusted_proxies;
+    let header = |name: &str| x.header(name);
+    let req = Request {
+        method: &x.head.method,
+        path: x.path(),
+        query: x.query(),
+        header: &header,
+        source_ip: client::source_ip(peer, &forwarded, trusted),
+    };
+    f(&req, x.body())
+}
+
 /// What `admit` decided.
-#[derive(Debug, PartialEq)]
 enum Admission {
-    Admitted(Option<Identity>),
+    Admitted(Admitted),
     /// A check answered the request itself.
     Answered,
 }
@@ -142,7 +161,9 @@ impl Gateway {
                 let preflight = cors
                     && x.head.method == http::Method::OPTIONS
                     && x.header("access-control-request-method").is_some();
-                if preflight && self.admit(x, snap, route, rec).await? == Admission::Answered {
+                if preflight
+                    && matches!(self.admit(x, snap, route, rec).await?, Admission::Answered)
+                {
                     return Ok(());
                 }
                 let allow = allow.to_owned();
@@ -153,12 +174,24 @@ impl Gateway {
         rec.route = &route.path;
         rec.metrics = snap.route_metrics.get(index);
         // The route's checks, before the body is read: a refused client's body is not taken in.
-        let identity = match self.admit(x, snap, index, rec).await? {
-            Admission::Admitted(identity) => identity,
+        let mut admitted = match self.admit(x, snap, index, rec).await? {
+            Admission::Admitted(admitted) => admitted,
             Admission::Answered => return Ok(()),
         };
         read_body(x, route.max_body_bytes).await?;
         rec.bytes_in = x.body().len();
+        if admitted.pending.is_some() {
+            // A signature covers the body: checked now that it is read.
+            let chain = &snap.chains[index];
+            let verdict = with_request(x, snap, |req, body| {
+                chain.run_body(req, body, &mut admitted)
+            });
+            x.extra_headers.append(&mut admitted.headers);
+            if let Verdict::Refuse(err) = verdict {
+                return Err(err);
+            }
+        }
+        let identity = admitted.identity;
         match &route.target {
             Target::Function(f) => {
                 let call = Call {
@@ -195,26 +228,13 @@ impl Gateway {
         rec: &mut Record<'_>,
     ) -> Result<Admission, GatewayError> {
         let Some(chain) = snap.chains.get(route).filter(|c| !c.is_empty()) else {
-            return Ok(Admission::Admitted(None));
+            return Ok(Admission::Admitted(Admitted::default()));
         };
         let mut admitted = Admitted::default();
-        let verdict = {
-            let peer = x.peer().map(|a| a.ip());
-            let forwarded = client::forwarded_chain(x.headers());
-            let trusted = &snap.config.gateway.trusted_proxies;
-            let header = |name: &str| x.header(name);
-            let req = Request {
-                method: &x.head.method,
-                path: x.path(),
-                query: x.query(),
-                header: &header,
-                source_ip: client::source_ip(peer, &forwarded, trusted),
-            };
-            chain.run(&req, &mut admitted)
-        };
-        x.extra_headers = admitted.headers;
+        let verdict = with_request(x, snap, |req, _| chain.run(req, &mut admitted));
+        x.extra_headers = std::mem::take(&mut admitted.headers);
         match verdict {
-            Verdict::Continue => Ok(Admission::Admitted(admitted.identity)),
+            Verdict::Continue => Ok(Admission::Admitted(admitted)),
             Verdict::Refuse(err) => Err(err),
             Verdict::Answer(status) => {
                 rec.status = status;

@@ -8,6 +8,7 @@
 //! delivery's queue and workers — keeps its running values; a reload that changes them says
 //! which keys need a restart (docs/operations.md).
 
+use crate::checks::Shared;
 use crate::config::{Config, Delivery};
 use crate::metrics::Metrics;
 use crate::routing::RouteTable;
@@ -20,6 +21,8 @@ use std::sync::{Arc, Mutex};
 pub struct Reloader {
     state: Arc<ArcSwap<Snapshot>>,
     metrics: Arc<Metrics>,
+    /// What the checks keep across reloads (JD Cloud nonces).
+    shared: Shared,
     /// Also what makes reloads one at a time; `None` once the gateway has stopped its functions.
     supervisor: Mutex<Option<Supervisor>>,
 }
@@ -53,10 +56,12 @@ impl Reloader {
         state: Arc<ArcSwap<Snapshot>>,
         supervisor: Supervisor,
         metrics: Arc<Metrics>,
+        shared: Shared,
     ) -> Reloader {
         Reloader {
             state,
             metrics,
+            shared,
             supervisor: Mutex::new(Some(supervisor)),
         }
     }
@@ -119,7 +124,13 @@ impl Reloader {
         })?;
         let (retired, functions) = supervisor.apply(&mut config).map_err(Rejected::one)?;
         let generation = running.generation + 1;
-        let snapshot = Snapshot::new(config, supervisor.instances(), generation, &self.metrics);
+        let snapshot = Snapshot::new(
+            config,
+            supervisor.instances(),
+            generation,
+            &self.metrics,
+            &self.shared,
+        );
         let snapshot = match snapshot {
             Ok(s) => s,
             Err(e) => {

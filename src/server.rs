@@ -78,9 +78,11 @@ fn build(mut config: Config) -> Result<(Server, Running), String> {
     let config_bridge = config.oss_bridge.clone();
     let admin_listen = config.server.admin_listen;
     let access_log = config.server.access_log.clone();
-    let snapshot = Snapshot::new(config, supervisor.instances(), 1, &metrics)?;
+    let shared = crate::checks::Shared::default();
+    let snapshot = Snapshot::new(config, supervisor.instances(), 1, &metrics, &shared)?;
     let state = Arc::new(ArcSwap::from_pointee(snapshot));
-    let reloader = Arc::new(Reloader::new(state.clone(), supervisor, metrics.clone()));
+    let reloader = Reloader::new(state.clone(), supervisor, metrics.clone(), shared);
+    let reloader = Arc::new(reloader);
 
     let mut server = Server::new_with_opt_and_conf(None, conf);
     server.bootstrap();

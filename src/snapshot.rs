@@ -2,7 +2,7 @@
 //! built off the hot path and swapped whole (`ArcSwap`) so that a reload is one store. A request
 //! holds the snapshot it started with until it ends.
 
-use crate::checks::{Chain, Limiter};
+use crate::checks::{Chain, Limiter, Shared};
 use crate::config::Config;
 use crate::config::Target;
 use crate::event::apigw::Template;
@@ -40,6 +40,7 @@ impl Snapshot {
         instances: Vec<Arc<InstanceState>>,
         generation: u64,
         metrics: &Arc<Metrics>,
+        shared: &Shared,
     ) -> Result<Snapshot, String> {
         let table = RouteTable::build(&config.routes).map_err(|c| {
             c.iter()
@@ -61,7 +62,7 @@ impl Snapshot {
             .map(|a| a.rate_limit.as_ref().map(|l| Arc::new(Limiter::new(l))))
             .collect();
         let chains = (config.routes.iter())
-            .map(|r| Chain::for_route(&config, r, &limiters))
+            .map(|r| Chain::for_route(&config, r, &limiters, shared))
             .collect();
         let route_metrics = config
             .routes

@@ -22,31 +22,8 @@ fn venv_python() -> PathBuf {
     static PYTHON: OnceLock<PathBuf> = OnceLock::new();
     PYTHON
         .get_or_init(|| {
-            let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("seed-venv");
-            let python = dir.join("bin/python");
-            let ready = |p: &PathBuf| {
-                Command::new(p)
-                    .args(["-c", "import moto.server, boto3, flask"])
-                    .status()
-                    .is_ok_and(|s| s.success())
-            };
-            if !ready(&python) {
-                // System packages are visible, so a machine that has them installs nothing.
-                let made = Command::new("python3")
-                    .args(["-m", "venv", "--system-site-packages"])
-                    .arg(&dir)
-                    .status()
-                    .unwrap();
-                assert!(made.success(), "python3 -m venv failed");
-                let pip = Command::new(&python)
-                    .args(["-m", "pip", "install", "-q", "--disable-pip-version-check"])
-                    .args(["moto[server]>=5,<6", "boto3"])
-                    .status()
-                    .unwrap();
-                assert!(pip.success(), "pip install moto[server] boto3 failed");
-                assert!(ready(&python), "moto is not importable after pip install");
-            }
-            python
+            let packages = ["moto[server]>=5,<6", "boto3"];
+            venv("seed-venv", &packages, "import moto.server, boto3, flask")
         })
         .clone()
 }

@@ -10,6 +10,7 @@
 
 mod apikey;
 mod cors;
+pub mod jdcloud;
 mod rate_limit;
 
 use crate::config::{Auth, Config, Route};
@@ -18,6 +19,7 @@ use http::Method;
 use std::net::IpAddr;
 use std::sync::Arc;
 
+pub use jdcloud::NonceTable;
 pub use rate_limit::Limiter;
 
 /// What the checks see of a request.
@@ -46,6 +48,8 @@ pub struct Admitted {
     pub identity: Option<Identity>,
     /// Headers every answer to this request carries (CORS, rate-limit state).
     pub headers: Vec<(&'static str, Vec<u8>)>,
+    /// A JD Cloud signature whose head is valid, to be checked against the body.
+    pub pending: Option<Box<jdcloud::Pending>>,
 }
 
 pub enum Verdict {
@@ -57,7 +61,19 @@ pub enum Verdict {
 }
 
 pub trait Check: Send + Sync {
+    /// On the head, before the body is read.
     fn check(&self, req: &Request<'_>, admitted: &mut Admitted) -> Verdict;
+
+    /// Once the body is read, for what only the body can settle (a signature over it).
+    fn check_body(&self, _req: &Request<'_>, _body: &[u8], _admitted: &mut Admitted) -> Verdict {
+        Verdict::Continue
+    }
+}
+
+/// What the routes' checks share across the snapshot and across reloads.
+#[derive(Clone, Default)]
+pub struct Shared {
+    pub nonces: NonceTable,
 }
 
 /// One route's checks, in order.
@@ -66,18 +82,28 @@ pub struct Chain(Vec<Arc<dyn Check>>);
 
 impl Chain {
     /// `limiters`: the API-wide limiters, by API index, shared by the API's routes.
-    pub fn for_route(config: &Config, route: &Route, limiters: &[Option<Arc<Limiter>>]) -> Chain {
+    pub fn for_route(
+        config: &Config,
+        route: &Route,
+        limiters: &[Option<Arc<Limiter>>],
+        shared: &Shared,
+    ) -> Chain {
         let api = &config.apis[route.api];
         let mut checks: Vec<Arc<dyn Check>> = Vec::new();
         if let Some(cors) = &api.cors {
             checks.push(Arc::new(cors::Cors::new(cors)));
         }
         match route.auth {
-            Auth::None | Auth::Jdcloud => {}
+            Auth::None => {}
             Auth::ApiKey => checks.push(Arc::new(apikey::ApiKeyCheck::new(
                 &config.api_keys,
                 &api.id,
                 &route.path,
+            ))),
+            Auth::Jdcloud => checks.push(Arc::new(jdcloud::JdcloudCheck::new(
+                Arc::new(config.jdcloud.clone()),
+                &config.gateway.region,
+                &shared.nonces,
             ))),
         }
         let limiter = match &route.rate_limit {
@@ -94,6 +120,17 @@ impl Chain {
     pub fn run(&self, req: &Request<'_>, admitted: &mut Admitted) -> Verdict {
         for check in &self.0 {
             match check.check(req, admitted) {
+                Verdict::Continue => {}
+                other => return other,
+            }
+        }
+        Verdict::Continue
+    }
+
+    /// Runs the checks' body stage until one refuses.
+    pub fn run_body(&self, req: &Request<'_>, body: &[u8], admitted: &mut Admitted) -> Verdict {
+        for check in &self.0 {
+            match check.check_body(req, body, admitted) {
                 Verdict::Continue => {}
                 other => return other,
             }

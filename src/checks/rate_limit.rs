@@ -106,8 +106,36 @@ fn seconds(d: Duration) -> u64 {
     d.as_secs() + u64::from(d.subsec_nanos() > 0)
 }
 
+impl RateLimitCheck {
+    /// A limit per key on a signed route waits for the signature (checked with the body): a
+    /// key that is only claimed must not spend its owner's bucket.
+    fn waits_for_signature(&self, admitted: &Admitted) -> bool {
+        self.limiter.by == LimitKey::ApiKey && admitted.pending.is_some()
+    }
+}
+
 impl Check for RateLimitCheck {
     fn check(&self, req: &Request<'_>, admitted: &mut Admitted) -> Verdict {
+        if self.waits_for_signature(admitted) {
+            return Verdict::Continue;
+        }
+        self.take(req, admitted)
+    }
+
+    fn check_body(&self, req: &Request<'_>, _body: &[u8], admitted: &mut Admitted) -> Verdict {
+        let signed = admitted
+            .identity
+            .as_ref()
+            .is_some_and(|i| i.auth_type == "jdcloud");
+        match self.limiter.by == LimitKey::ApiKey && signed {
+            true => self.take(req, admitted),
+            false => Verdict::Continue,
+        }
+    }
+}
+
+impl RateLimitCheck {
+    fn take(&self, req: &Request<'_>, admitted: &mut Admitted) -> Verdict {
         let l = &*self.limiter;
         let key = l.key(req, admitted);
         let limit = ("RateLimit-Limit", decimal(l.requests.into()));

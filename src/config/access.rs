@@ -18,13 +18,7 @@ pub(super) fn auth(a: Option<&Spanned<Text>>, problems: &mut Problems) -> Option
     Some(match a.value.0.as_str() {
         "none" => Auth::None,
         "apikey" => Auth::ApiKey,
-        "jdcloud" => {
-            problems.push(at_span(
-                a,
-                "auth \"jdcloud\" is not implemented yet (docs/security.md); use none or apikey",
-            ));
-            Auth::None
-        }
+        "jdcloud" => Auth::Jdcloud,
         other => {
             problems.push(at_span(
                 a,
@@ -251,24 +245,66 @@ pub(super) fn cors(c: Option<&Spanned<CorsFile>>, problems: &mut Problems) -> Op
     })
 }
 
-/// Routes that ask for API keys need some.
+/// Routes that ask for API keys or signatures need some to check against.
 pub(super) fn check_key_use(
     keys: &ApiKeys,
+    jdcloud: &super::JdcloudAuth,
     routes: &[super::Route],
     route_spans: &[serde_saphyr::Location],
     problems: &mut Problems,
 ) {
-    if keys.keys.is_empty() {
-        for (r, at) in routes.iter().zip(route_spans) {
-            if r.auth == Auth::ApiKey {
-                problems.push(super::validate::at(
-                    at,
-                    format!(
-                        "route {:?} has auth apikey but auth.apikey lists no keys",
-                        r.path
-                    ),
+    for (r, at) in routes.iter().zip(route_spans) {
+        let missing = match r.auth {
+            Auth::ApiKey if keys.keys.is_empty() => "auth apikey but auth.apikey lists no keys",
+            Auth::Jdcloud if jdcloud.credentials.is_empty() => {
+                "auth jdcloud but auth.jdcloud lists no credentials"
+            }
+            _ => continue,
+        };
+        problems.push(super::validate::at(
+            at,
+            format!("route {:?} has {missing}", r.path),
+        ));
+    }
+}
+
+pub(super) fn jdcloud(
+    file: Option<&super::file::JdcloudFile>,
+    problems: &mut Problems,
+) -> super::JdcloudAuth {
+    let credentials = file.map_or(&[][..], |f| &f.credentials[..]);
+    let mut seen = std::collections::HashSet::new();
+    let credentials = credentials
+        .iter()
+        .map(|c| {
+            let c = &c.value;
+            if c.access_key.value.0.is_empty() || !seen.insert(c.access_key.value.0.clone()) {
+                problems.push(at_span(
+                    &c.access_key,
+                    "auth.jdcloud: access keys must be set and unique",
                 ));
             }
-        }
+            if c.secret_key.value.0.len() < 16 {
+                problems.push(at_span(
+                    &c.secret_key,
+                    "auth.jdcloud: a secret key needs at least 16 characters",
+                ));
+            }
+            super::JdcloudCredential {
+                access_key: c.access_key.value.0.clone(),
+                secret_key: Secret(c.secret_key.value.0.clone()),
+                user: c.user.clone().map_or_else(String::new, |u| u.0),
+                account_id: c.account_id.clone().map_or_else(String::new, |a| a.0),
+            }
+        })
+        .collect();
+    super::JdcloudAuth {
+        credentials,
+        max_skew: file
+            .and_then(|f| f.max_skew)
+            .map_or(std::time::Duration::from_secs(300), |d| d.0),
+        max_nonces: file
+            .and_then(|f| f.max_nonces)
+            .map_or(1_000_000, |m| m.0.max(1)),
     }
 }

@@ -33,6 +33,25 @@ pub struct FileConfig {
 #[serde(deny_unknown_fields)]
 pub struct AuthFile {
     pub apikey: Option<ApiKeysFile>,
+    pub jdcloud: Option<JdcloudFile>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JdcloudFile {
+    #[serde(default)]
+    pub credentials: Vec<Spanned<JdcloudCredentialFile>>,
+    pub max_skew: Option<Dur>,
+    pub max_nonces: Option<Scalar<usize>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JdcloudCredentialFile {
+    pub access_key: Spanned<Text>,
+    pub secret_key: Spanned<Text>,
+    pub user: Option<Text>,
+    pub account_id: Option<Text>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -37,6 +37,25 @@ pub struct Config {
     pub triggers: Vec<OssTrigger>,
     pub oss_bridge: Option<OssBridge>,
     pub api_keys: ApiKeys,
+    pub jdcloud: JdcloudAuth,
+}
+
+/// `auth.jdcloud`: whose JD Cloud signatures are accepted.
+#[derive(Debug, Clone, Default)]
+pub struct JdcloudAuth {
+    pub credentials: Vec<JdcloudCredential>,
+    /// How far `x-jdcloud-date` may be from the gateway's clock.
+    pub max_skew: Duration,
+    /// Nonces remembered at once (twice `max_skew` long each).
+    pub max_nonces: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct JdcloudCredential {
+    pub access_key: String,
+    pub secret_key: Secret,
+    pub user: String,
+    pub account_id: String,
 }
 
 /// `auth.apikey`: where keys are sent and which exist.

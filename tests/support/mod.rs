@@ -31,6 +31,36 @@ pub fn free_port() -> u16 {
     panic!("no free port in {FIRST}..{}", FIRST + SPAN)
 }
 
+/// A virtualenv under the target directory with `packages` installed from PyPI (system
+/// packages visible, so a machine that has them installs nothing), made when `import` fails in
+/// it; returns its python. Callers keep the path in a `OnceLock` so tests do not race to make it.
+pub fn venv(name: &str, packages: &[&str], import: &str) -> std::path::PathBuf {
+    let dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(name);
+    let python = dir.join("bin/python");
+    let ready = |p: &std::path::Path| {
+        std::process::Command::new(p)
+            .args(["-c", import])
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    if !ready(&python) {
+        let made = std::process::Command::new("python3")
+            .args(["-m", "venv", "--system-site-packages"])
+            .arg(&dir)
+            .status()
+            .unwrap();
+        assert!(made.success(), "python3 -m venv failed");
+        let pip = std::process::Command::new(&python)
+            .args(["-m", "pip", "install", "-q", "--disable-pip-version-check"])
+            .args(packages)
+            .status()
+            .unwrap();
+        assert!(pip.success(), "pip install {packages:?} failed");
+        assert!(ready(&python), "{import:?} fails after pip install");
+    }
+    python
+}
+
 /// Recorded bucket notifications; where each comes from is in the folder's SOURCES.md.
 pub const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/notifications");
 
