@@ -274,6 +274,14 @@ fn every_new_key_is_checked_with_its_place() {
         let err = config_error(&yaml);
         assert!(err.contains(says), "{says:?} not in:\n{err}\n{yaml}");
     }
+    let jd = format!("{base}auth:\n  jdcloud:\n    credentials:\n      - {{access_key: ak, secret_key: short}}\napis:\n  - id: a\n    auth: jdcloud\n{route}");
+    let err = config_error(&jd);
+    let says = "auth.jdcloud: a secret key needs at least 16 characters";
+    assert!(err.contains(&format!("c.yaml:9:38: {says}")), "{err}");
+    let none = format!("{base}apis:\n  - id: a\n    auth: jdcloud\n{route}");
+    let err = config_error(&none);
+    let says = "route \"/x\" has auth jdcloud but auth.jdcloud lists no credentials";
+    assert!(err.contains(&format!("c.yaml:10:15: {says}")), "{err}");
     let err = config_error(&format!(
         "{base}apis:\n  - id: a\n    rate_limit: {{requests: 1, per: 1s, key: who}}\n{route}"
     ));
