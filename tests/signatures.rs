@@ -27,21 +27,11 @@ fn sdk_python() -> PathBuf {
         .clone()
 }
 
-#[test]
-fn the_sdk_s_signed_requests_pass_and_tampered_ones_do_not() {
-    // The function answers with the event it got, so the client can see what passed.
-    let f = FakeFunction::start(|r| {
-        Scripted::json(json!({"statusCode": 200, "body": r.json().to_string()}))
-    });
-    let g = Gateway::start(&format!(
-        "gateway:\n  region: cn-north-1\nauth:\n  jdcloud:\n    credentials:\n      - {{access_key: {ACCESS_KEY}, secret_key: {SECRET_KEY}, user: alice, account_id: \"222\"}}\nfunctions:\n  fn:\n    endpoints: [\"{}\"]\napis:\n  - id: signed\n    auth: jdcloud\n    routes:\n      - path: /sig/users/{{id}}\n        function: fn\n",
-        f.url()
-    ));
+/// Runs `tests/clients/jd_signed.py` against `g`: each case's status, error code and event.
+fn sdk_client(g: &Gateway) -> Value {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients/jd_signed.py");
     let out = std::process::Command::new(sdk_python())
-        .arg(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/clients/jd_signed.py"
-        ))
+        .arg(script)
         .args([
             &format!("http://{}", g.addr),
             ACCESS_KEY,
@@ -55,7 +45,20 @@ fn the_sdk_s_signed_requests_pass_and_tampered_ones_do_not() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let results: Value = serde_json::from_slice(&out.stdout).unwrap();
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[test]
+fn the_sdk_s_signed_requests_pass_and_tampered_ones_do_not() {
+    // The function answers with the event it got, so the client can see what passed.
+    let f = FakeFunction::start(|r| {
+        Scripted::json(json!({"statusCode": 200, "body": r.json().to_string()}))
+    });
+    let g = Gateway::start(&format!(
+        "gateway:\n  region: cn-north-1\nauth:\n  jdcloud:\n    credentials:\n      - {{access_key: {ACCESS_KEY}, secret_key: {SECRET_KEY}, user: alice, account_id: \"222\"}}\nfunctions:\n  fn:\n    endpoints: [\"{}\"]\napis:\n  - id: signed\n    auth: jdcloud\n    routes:\n      - path: /sig/users/{{id}}\n        function: fn\n",
+        f.url()
+    ));
+    let results = sdk_client(&g);
     let case = |name: &str| {
         (
             results[name]["status"].as_u64().unwrap_or(0),
@@ -159,20 +162,7 @@ fn an_unsigned_gigabyte_is_refused_unread_and_a_claimed_key_spends_no_bucket() {
             "no bucket was touched"
         );
     }
-    let out = std::process::Command::new(sdk_python())
-        .arg(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/clients/jd_signed.py"
-        ))
-        .args([
-            &format!("http://{}", g.addr),
-            ACCESS_KEY,
-            SECRET_KEY,
-            "cn-north-1",
-        ])
-        .output()
-        .unwrap();
-    let results: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let results = sdk_client(&g);
     assert_eq!(results["get"]["status"], 200, "{}", results["get"]);
     // The per-key limit then counts: the next good request is over it.
     assert_eq!(results["post"]["status"], 429, "{}", results["post"]);
@@ -181,22 +171,9 @@ fn an_unsigned_gigabyte_is_refused_unread_and_a_claimed_key_spends_no_bucket() {
 
 /// `yyyymmddThhmmssZ` for `t`, as the SDK writes `x-jdcloud-date`.
 fn jd_date(t: std::time::SystemTime) -> String {
-    let secs = t.duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
-    let (days, rem) = (secs / 86_400, secs % 86_400);
-    // Civil date from days (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z / 146_097;
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + u64::from(m <= 2);
-    format!(
-        "{y:04}{m:02}{d:02}T{:02}{:02}{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
+    let mut rfc3339 = Vec::new();
+    fngate::text::push_rfc3339_millis(&mut rfc3339, t);
+    // 2026-12-04T20:05:26.123Z
+    let text = String::from_utf8(rfc3339).unwrap();
+    format!("{}Z", text[..19].replace(['-', ':'], ""))
 }
