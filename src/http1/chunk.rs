@@ -49,6 +49,10 @@ pub fn size_line(buf: &[u8]) -> Result<Option<(usize, u64)>, ChunkError> {
             i += 1;
         }
     }
+    if i >= MAX_LINE {
+        // Too long, whether or not its end has arrived in the same read.
+        return Err(ChunkError::Malformed);
+    }
     match buf.get(i..i + 2) {
         Some(b"\r\n") => Ok(Some((i + 2, size))),
         Some(_) => Err(ChunkError::Malformed),
@@ -134,6 +138,11 @@ mod tests {
         }
         let long = format!("5;{}", "x".repeat(MAX_LINE));
         assert_eq!(size_line(long.as_bytes()), Err(ChunkError::Malformed));
+        // Also when the whole line, CRLF and all, came in one read.
+        let whole = format!("{long}\r\nhello");
+        assert_eq!(size_line(whole.as_bytes()), Err(ChunkError::Malformed));
+        let within = format!("5;{}\r\n", "x".repeat(MAX_LINE - 10));
+        assert_eq!(size_line(within.as_bytes()), Ok(Some((within.len(), 5))));
         assert_eq!(size_line(b"11111111111111111"), Err(ChunkError::Malformed));
     }
 
