@@ -159,3 +159,199 @@ fn ten_pipelined_requests_are_answered_in_order() {
     std::thread::sleep(Duration::from_millis(50));
     assert!(!c.is_closed());
 }
+
+/// Raises the soft open-file limit to the hard one (each connection here is two descriptors).
+fn raise_fd_limit() -> u64 {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit take a pointer to a plain struct.
+    unsafe {
+        libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim);
+        lim.rlim_cur = lim.rlim_max;
+        libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+    }
+    lim.rlim_cur
+}
+
+#[test]
+fn two_thousand_clients_at_a_byte_a_second_are_cut_and_delay_no_one() {
+    let slow_clients = 2000;
+    assert!(
+        raise_fd_limit() > 2 * slow_clients as u64 + 100,
+        "not enough descriptors"
+    );
+    let (_f, g) = hostile_gateway();
+    let line = b"GET /echo/1 HTTP/1.1\r\nHost: x\r\n";
+    let mut slow: Vec<std::net::TcpStream> = (0..slow_clients)
+        .map(|_| {
+            let s = std::net::TcpStream::connect(g.addr).unwrap();
+            s.set_nonblocking(true).unwrap();
+            s
+        })
+        .collect();
+    // One byte a second on every connection, while a normal client keeps asking.
+    let started = std::time::Instant::now();
+    let mut worst = Duration::ZERO;
+    let mut answered = 0;
+    let mut sent = 0;
+    while started.elapsed() < Duration::from_millis(3500) {
+        if started.elapsed() >= Duration::from_secs(sent) {
+            for s in &mut slow {
+                use std::io::Write;
+                let _ = s.write(&line[sent as usize..sent as usize + 1]);
+            }
+            sent += 1;
+        }
+        let asked = std::time::Instant::now();
+        assert_eq!(g.client().get("/echo/ok").status, 200);
+        worst = worst.max(asked.elapsed());
+        answered += 1;
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // read_timeout is 1 s from a head's first byte: every slow head has been cut by now.
+    let mut closed = 0;
+    for s in &mut slow {
+        use std::io::Read;
+        s.set_nonblocking(false).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        // Closed: the end of the stream (after an answer, if any) or a reset; a read that
+        // times out means the gateway still holds the connection.
+        let mut rest = Vec::new();
+        match s.read_to_end(&mut rest) {
+            Ok(_) => closed += 1,
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => closed += 1,
+            Err(_) => {}
+        }
+        assert!(
+            rest.is_empty() || rest.starts_with(b"HTTP/1.1 408"),
+            "{:?}",
+            String::from_utf8_lossy(&rest)
+        );
+    }
+    assert_eq!(closed, slow_clients, "every slow head is cut");
+    eprintln!(
+        "slow clients: {slow_clients}; normal requests meanwhile: {answered}, slowest {worst:?}"
+    );
+    assert!(
+        worst < Duration::from_millis(500),
+        "a normal request waited {worst:?}"
+    );
+}
+
+/// An upstream that answers every request `200 ok` and keeps each request's bytes as received.
+struct RecordingUpstream {
+    addr: std::net::SocketAddr,
+    requests: std::sync::Arc<std::sync::Mutex<Vec<Vec<u8>>>>,
+}
+
+impl RecordingUpstream {
+    fn start() -> RecordingUpstream {
+        use std::io::{Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let requests = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let kept = requests.clone();
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                let Ok(mut conn) = conn else { return };
+                let kept = kept.clone();
+                std::thread::spawn(move || {
+                    let mut buf = Vec::new();
+                    let mut chunk = [0u8; 4096];
+                    loop {
+                        // One request: the head, then the body its Content-Length says (the
+                        // gateway always sends a length, never chunks).
+                        while let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                            let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
+                            let len: usize = head
+                                .lines()
+                                .find_map(|l| l.strip_prefix("content-length:"))
+                                .map_or(0, |v| v.trim().parse().unwrap_or(0));
+                            if buf.len() < end + 4 + len {
+                                break;
+                            }
+                            let request: Vec<u8> = buf.drain(..end + 4 + len).collect();
+                            kept.lock().unwrap().push(request);
+                            let _ =
+                                conn.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+                        }
+                        match conn.read(&mut chunk) {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                        }
+                    }
+                });
+            }
+        });
+        RecordingUpstream { addr, requests }
+    }
+
+    fn requests(&self) -> Vec<String> {
+        let got = self.requests.lock().unwrap();
+        got.iter()
+            .map(|r| String::from_utf8_lossy(r).into_owned())
+            .collect()
+    }
+}
+
+#[test]
+fn what_reaches_an_upstream_is_framed_once_and_exactly() {
+    let up = RecordingUpstream::start();
+    let g = Gateway::start(&format!(
+        "apis:\n  - id: u\n    routes:\n      - path: /up/{{*rest}}\n        upstream: http://{}\n",
+        up.addr
+    ));
+    let send = |bytes: &[u8], answers: usize| -> Vec<u16> {
+        let mut c = g.client();
+        c.send_raw(bytes);
+        (0..answers)
+            .map(|_| c.read_response(false).status)
+            .collect()
+    };
+
+    // Ambiguous framing never reaches the upstream.
+    let smuggle = b"POST /up/a HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /up/smuggled HTTP/1.1\r\nHost: x\r\n\r\n";
+    assert_eq!(send(smuggle, 1), [400]);
+    let folded = b"GET /up/a HTTP/1.1\r\nHost: x\r\nX-A: a\r\n X-Injected: 1\r\n\r\n";
+    assert_eq!(send(folded, 1), [400]);
+    std::thread::sleep(Duration::from_millis(100));
+    assert!(up.requests().is_empty(), "{:?}", up.requests());
+
+    // A length, then more bytes in the same write: two requests here, two there, each whole.
+    let two = b"POST /up/a HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n\r\nabcdGET /up/b HTTP/1.1\r\nHost: x\r\n\r\n";
+    assert_eq!(send(two, 2), [200, 200]);
+    // A chunked body with an extension and trailers: a length there, nothing else of it.
+    let chunked = b"POST /up/c HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5;ext=1\r\nhello\r\n0\r\nX-Trailer: t\r\n\r\n";
+    assert_eq!(send(chunked, 1), [200]);
+    let got = up.requests();
+    assert_eq!(got.len(), 3, "{got:?}");
+    assert!(
+        got[0].starts_with("POST /up/a HTTP/1.1\r\n") && got[0].ends_with("\r\n\r\nabcd"),
+        "{}",
+        got[0]
+    );
+    assert!(
+        got[0]
+            .to_ascii_lowercase()
+            .contains("\r\ncontent-length: 4\r\n"),
+        "{}",
+        got[0]
+    );
+    assert!(got[1].starts_with("GET /up/b HTTP/1.1\r\n"), "{}", got[1]);
+    assert!(
+        got[2].starts_with("POST /up/c HTTP/1.1\r\n") && got[2].ends_with("\r\n\r\nhello"),
+        "{}",
+        got[2]
+    );
+    let head = got[2].to_ascii_lowercase();
+    assert!(head.contains("\r\ncontent-length: 5\r\n"), "{}", got[2]);
+    for leaked in ["transfer-encoding", "x-trailer", "ext=1"] {
+        assert!(
+            !head.contains(leaked),
+            "{leaked} reached the upstream: {}",
+            got[2]
+        );
+    }
+}
