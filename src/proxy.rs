@@ -64,6 +64,16 @@ pub async fn forward(
             Some(Ok(Some(range))) => range,
             Some(Ok(None)) => break,
             Some(Err(_)) | None => {
+                // Before the first byte of the body the head has not left either: the client
+                // can still be told what happened.
+                if x.retract_answer() {
+                    return Err(match piece {
+                        None => GatewayError::FunctionTimeout(t.timeout),
+                        _ => unreachable(Failure::AfterReply(
+                            "the reply broke off before its body".into(),
+                        )),
+                    });
+                }
                 // The status is out: all that can be said is an incomplete answer.
                 x.abort();
                 return Ok(reply.status);

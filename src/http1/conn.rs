@@ -634,6 +634,19 @@ impl<'c> Exchange<'c> {
         self.broken = true;
     }
 
+    /// Takes back an answer whose head has not left yet (`start_answer`, nothing written
+    /// since), so that another can be given instead; false once anything has been sent.
+    pub fn retract_answer(&mut self) -> bool {
+        let unsent = self.responded && self.bytes_out == 0 && !self.broken;
+        if unsent && !self.conn.out.is_empty() {
+            self.conn.out.clear();
+            self.responded = false;
+            self.chunked = false;
+            return true;
+        }
+        false
+    }
+
     /// Whether the answer's head has been prepared or sent.
     pub fn responded(&self) -> bool {
         self.responded
