@@ -204,10 +204,11 @@ fn main() {
         })
     };
     let started = Instant::now();
-    let per = total / conns;
     let (unexpected, errors) = rt.block_on(async {
+        // The remainder goes to the first connections, so that exactly `total` are sent.
+        let share = |c: u64| total / conns + u64::from(c < total % conns);
         let tasks: Vec<_> = (0..conns)
-            .map(|c| tokio::spawn(connection(addr, per, c as usize, done.clone())))
+            .map(|c| tokio::spawn(connection(addr, share(c), c as usize, done.clone())))
             .collect();
         let mut sum = (0, 0);
         for t in tasks {
@@ -252,7 +253,7 @@ fn main() {
             .collect();
         println!("samples (requests:MiB): {}", series.join(" "));
     }
-    assert_eq!(answered, per * conns, "every request answered");
+    assert_eq!(answered, total, "every request answered");
     assert_eq!(unexpected, 0, "every status was the kind's");
     assert_eq!(errors, 0, "no connection broke");
     let _ = std::fs::remove_dir_all(&dir);
