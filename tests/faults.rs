@@ -251,3 +251,134 @@ fn every_backend_fault_ends_in_its_status_within_the_timeout_and_the_pool_recove
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+/// A healthy backend on `port` that can be killed (listener and every connection closed at
+/// once) and started again on the same port.
+struct Restartable {
+    port: u16,
+    alive: Option<(
+        std::sync::Arc<std::sync::atomic::AtomicBool>,
+        std::sync::Arc<std::sync::Mutex<Vec<TcpStream>>>,
+    )>,
+}
+
+impl Restartable {
+    fn start(port: u16) -> Restartable {
+        let mut r = Restartable { port, alive: None };
+        r.restart();
+        r
+    }
+
+    fn restart(&mut self) {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let listener = loop {
+            match TcpListener::bind(("127.0.0.1", self.port)) {
+                Ok(l) => break l,
+                Err(_) => std::thread::sleep(Duration::from_millis(10)),
+            }
+        };
+        listener.set_nonblocking(true).unwrap();
+        let stop = std::sync::Arc::new(AtomicBool::new(false));
+        let conns = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (stop2, conns2) = (stop.clone(), conns.clone());
+        std::thread::spawn(move || {
+            while !stop2.load(Ordering::Relaxed) {
+                let Ok((mut conn, _)) = listener.accept() else {
+                    std::thread::sleep(Duration::from_millis(2));
+                    continue;
+                };
+                conn.set_nonblocking(false).unwrap();
+                conns2.lock().unwrap().push(conn.try_clone().unwrap());
+                std::thread::spawn(move || {
+                    while read_request(&mut conn) {
+                        let reply = format!(
+                            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{GOOD}",
+                            GOOD.len()
+                        );
+                        if conn.write_all(reply.as_bytes()).is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        self.alive = Some((stop, conns));
+    }
+
+    fn kill(&mut self) {
+        if let Some((stop, conns)) = self.alive.take() {
+            stop.store(true, std::sync::atomic::Ordering::Relaxed);
+            for c in conns.lock().unwrap().drain(..) {
+                let _ = c.shutdown(std::net::Shutdown::Both);
+            }
+        }
+    }
+}
+
+#[test]
+fn a_backend_killed_and_restarted_mid_load_costs_only_the_outage() {
+    let port = {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let mut backend = Restartable::start(port);
+    let g = Gateway::start(&format!(
+        "functions:\n  f:\n    endpoints: [\"http://127.0.0.1:{port}/\"]\n    timeout: 500ms\napis:\n  - id: k\n    routes:\n      - path: /f\n        function: f\n      - path: /u\n        upstream: http://127.0.0.1:{port}\n        timeout: 500ms\n"
+    ));
+    let started = Instant::now();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let clients: Vec<_> = (0..8)
+        .map(|i| {
+            let (addr, stop) = (g.addr, stop.clone());
+            std::thread::spawn(move || {
+                let path = if i % 2 == 0 { "/f" } else { "/u" };
+                let mut seen = Vec::new();
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let asked = started.elapsed();
+                    let status = answer(addr, path);
+                    seen.push((asked, started.elapsed(), status));
+                }
+                seen
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(700));
+    let killed = started.elapsed();
+    backend.kill();
+    std::thread::sleep(Duration::from_millis(700));
+    backend.restart();
+    let back = started.elapsed();
+    std::thread::sleep(Duration::from_millis(1000));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let seen: Vec<_> = clients
+        .into_iter()
+        .flat_map(|c| c.join().unwrap())
+        .collect();
+    let before = seen.iter().filter(|(_, done, _)| *done < killed);
+    let bad: Vec<_> = before.filter(|s| s.2 != 200).collect();
+    assert!(bad.is_empty(), "all served before the kill: {bad:?}");
+    // Meanwhile only 502s (or answers begun before the kill), each within the timeout.
+    for (asked, done, status) in &seen {
+        assert!(
+            *done - *asked < Duration::from_millis(1500),
+            "a request waited {:?}",
+            *done - *asked
+        );
+        assert!(matches!(status, 200 | 502), "{status} at {asked:?}");
+    }
+    // From shortly after the restart, every request is served: no stale pooled connection
+    // fails a client.
+    let after: Vec<_> = seen
+        .iter()
+        .filter(|(asked, _, _)| *asked > back + Duration::from_millis(50))
+        .collect();
+    assert!(
+        after.len() > 50,
+        "{} requests after the restart",
+        after.len()
+    );
+    let failed = after.iter().filter(|s| s.2 != 200).count();
+    let outage = seen.iter().filter(|s| s.2 == 502).count();
+    println!("backend killed and restarted: {} requests, {outage} answered 502 during the outage, {failed} failed after it", seen.len());
+    assert_eq!(failed, 0);
+}

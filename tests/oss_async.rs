@@ -435,3 +435,88 @@ fn sixteen_senders_through_two_kill_9s_lose_nothing_that_got_a_2xx() {
     let _ = child.wait();
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// A tmpfs of `size` mounted at `dir` (this machine's CI runs as root), unmounted on drop.
+struct Tmpfs(std::path::PathBuf);
+
+impl Tmpfs {
+    fn mount(dir: &std::path::Path, size: &str) -> Tmpfs {
+        std::fs::create_dir_all(dir).unwrap();
+        let out = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "mount tmpfs: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Tmpfs(dir.to_path_buf())
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn a_full_disk_under_the_queue_answers_503_and_loses_nothing_accepted() {
+    let dir = queue_dir();
+    std::fs::create_dir_all(&dir).unwrap();
+    let _disk = Tmpfs::mount(&dir.join("queue"), "2m");
+    let function_port = free_port(); // down: events pile up
+    let (mut gw, addr) = start_binary(&dir, free_port(), function_port);
+    let mut accepted = BTreeSet::new();
+    let mut refusal = None;
+    // Large keys fill the disk sooner; stop at the first refusal.
+    for i in 0..20_000 {
+        let key = format!("{i:06}-{}", "k".repeat(900));
+        let r = post(addr, &notification(&key));
+        if r.status == 200 {
+            accepted.insert(key);
+            continue;
+        }
+        refusal = Some((
+            r.status,
+            r.header("x-fngate-error").map(str::to_owned),
+            r.header("retry-after").map(str::to_owned),
+        ));
+        break;
+    }
+    let (status, code, retry) = refusal.expect("the disk filled up");
+    assert_eq!(status, 503);
+    assert!(
+        matches!(
+            code.as_deref(),
+            Some("QUEUE_UNAVAILABLE") | Some("QUEUE_FULL")
+        ),
+        "{code:?}"
+    );
+    assert!(retry.is_some(), "the sender is told when to retry");
+    assert!(
+        accepted.len() > 100,
+        "{} accepted before the disk was full",
+        accepted.len()
+    );
+
+    // The function comes up: every accepted event is delivered, none lost.
+    let f = FakeFunction::start_on(function_port, |_| Scripted::json(json!("ok")));
+    let delivered = |f: &FakeFunction| f.events().iter().map(key_of).collect::<BTreeSet<_>>();
+    wait_until(
+        "every accepted event delivered",
+        Duration::from_secs(60),
+        || delivered(&f).is_superset(&accepted),
+    );
+    println!(
+        "full disk: {} accepted, then {status} {code:?}; {} delivered, 0 lost",
+        accepted.len(),
+        delivered(&f).len()
+    );
+    let _ = gw.kill();
+    let _ = gw.wait();
+    drop(_disk);
+    let _ = std::fs::remove_dir_all(dir);
+}
