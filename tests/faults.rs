@@ -254,12 +254,15 @@ fn every_backend_fault_ends_in_its_status_within_the_timeout_and_the_pool_recove
 
 /// A healthy backend on `port` that can be killed (listener and every connection closed at
 /// once) and started again on the same port.
+/// A running backend's stop switch and its open connections.
+type Alive = (
+    std::sync::Arc<std::sync::atomic::AtomicBool>,
+    std::sync::Arc<std::sync::Mutex<Vec<TcpStream>>>,
+);
+
 struct Restartable {
     port: u16,
-    alive: Option<(
-        std::sync::Arc<std::sync::atomic::AtomicBool>,
-        std::sync::Arc<std::sync::Mutex<Vec<TcpStream>>>,
-    )>,
+    alive: Option<Alive>,
 }
 
 impl Restartable {
