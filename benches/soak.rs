@@ -64,37 +64,14 @@ async fn serve_kinds(listener: tokio::net::TcpListener) {
         })
         .collect();
     let replies: &'static [(&str, Vec<u8>)] = Box::leak(replies.into_boxed_slice());
-    while let Ok((mut conn, _)) = listener.accept().await {
-        let _ = conn.set_nodelay(true);
-        tokio::spawn(async move {
-            let mut buf = vec![0u8; 64 * 1024];
-            let mut filled = 0;
-            loop {
-                match conn.read(&mut buf[filled..]).await {
-                    Ok(0) | Err(_) => return,
-                    Ok(n) => filled += n,
-                }
-                while let Some((head, body)) = parse_head(&buf[..filled]) {
-                    if filled < head + body {
-                        break;
-                    }
-                    let event = &buf[head..head + body];
-                    let kind = replies
-                        .iter()
-                        .find(|(k, _)| {
-                            let needle = format!("\"path\":\"/kind/{k}\"");
-                            event.windows(needle.len()).any(|w| w == needle.as_bytes())
-                        })
-                        .map_or(&replies[0].1, |(_, r)| r);
-                    if conn.write_all(kind).await.is_err() {
-                        return;
-                    }
-                    buf.copy_within(head + body..filled, 0);
-                    filled -= head + body;
-                }
-            }
+    serve_by(listener, move |event| {
+        let kind = replies.iter().find(|(k, _)| {
+            let needle = format!("\"path\":\"/kind/{k}\"");
+            event.windows(needle.len()).any(|w| w == needle.as_bytes())
         });
-    }
+        kind.map_or(&replies[0].1[..], |(_, r)| &r[..])
+    })
+    .await
 }
 
 /// One connection's share: requests in turn over the kinds; statuses that are not the kind's.

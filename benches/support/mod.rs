@@ -46,6 +46,15 @@ pub fn parse_head(buf: &[u8]) -> Option<(usize, usize)> {
 /// Serves `REPLY` to every request on every connection (keep-alive, pipelining-safe).
 pub async fn serve_stub(listener: tokio::net::TcpListener) {
     let response: &'static [u8] = Box::leak(stub_response().into_boxed_slice());
+    serve_by(listener, move |_| response).await
+}
+
+/// Serves every request on every connection with the answer `reply` picks for its body
+/// (keep-alive, pipelining-safe).
+pub async fn serve_by(
+    listener: tokio::net::TcpListener,
+    reply: impl Fn(&[u8]) -> &'static [u8] + Copy + Send + 'static,
+) {
     while let Ok((mut conn, _)) = listener.accept().await {
         let _ = conn.set_nodelay(true);
         tokio::spawn(async move {
@@ -60,7 +69,11 @@ pub async fn serve_stub(listener: tokio::net::TcpListener) {
                     if filled < head + body {
                         break;
                     }
-                    if conn.write_all(response).await.is_err() {
+                    if conn
+                        .write_all(reply(&buf[head..head + body]))
+                        .await
+                        .is_err()
+                    {
                         return;
                     }
                     buf.copy_within(head + body..filled, 0);
