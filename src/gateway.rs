@@ -198,7 +198,7 @@ impl Gateway {
                     route,
                     function: *f,
                     params: &params,
-                    identity: identity.as_ref(),
+                    identity: identity.as_deref(),
                 };
                 self.serve_function(x, snap, call, rec).await
             }

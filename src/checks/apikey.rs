@@ -4,13 +4,14 @@
 use super::{header_text, Admitted, Check, Identity, Request, Verdict};
 use crate::config::ApiKeys;
 use crate::errors::GatewayError;
+use std::sync::Arc;
 use subtle::ConstantTimeEq;
 
 struct Entry {
     key: Vec<u8>,
     /// The key's scope includes this route.
     allowed: bool,
-    identity: Identity,
+    identity: Arc<Identity>,
 }
 
 pub struct ApiKeyCheck {
@@ -30,12 +31,12 @@ impl ApiKeyCheck {
                     && k.routes
                         .as_ref()
                         .is_none_or(|r| r.iter().any(|x| x == route)),
-                identity: Identity {
+                identity: Arc::new(Identity {
                     auth_type: "apikey",
                     api_key: k.key.0.clone(),
                     user: k.user.clone(),
                     account_id: k.account_id.clone(),
-                },
+                }),
             })
             .collect();
         ApiKeyCheck {

@@ -402,12 +402,12 @@ impl Check for JdcloudCheck {
         if !fresh {
             return refuse(403, "SIGNATURE_REPLAYED", "this nonce was used already");
         }
-        admitted.identity = Some(Identity {
+        admitted.identity = Some(Arc::new(Identity {
             auth_type: "jdcloud",
             api_key: p.auth.access_key,
             user: p.credential.user,
             account_id: p.credential.account_id,
-        });
+        }));
         Verdict::Continue
     }
 }

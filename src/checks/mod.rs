@@ -45,7 +45,8 @@ pub struct Identity {
 /// What the checks learned, for the rest of the request.
 #[derive(Default)]
 pub struct Admitted {
-    pub identity: Option<Identity>,
+    /// Shared, not copied: the same key admits many requests.
+    pub identity: Option<Arc<Identity>>,
     /// Headers every answer to this request carries (CORS, rate-limit state).
     pub headers: Vec<(&'static str, Vec<u8>)>,
     /// A JD Cloud signature whose head is valid, to be checked against the body.

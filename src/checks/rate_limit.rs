@@ -27,7 +27,8 @@ const OVERFLOW_BUCKETS: u64 = 1024;
 #[derive(Clone, PartialEq, Eq, Hash)]
 enum Key {
     Ip(IpAddr),
-    Credential(String),
+    /// A hash of the admitted key: no copy of it per request.
+    Credential(u64),
     All,
     /// One of the shared buckets used while the table is full.
     Overflow(u64),
@@ -74,7 +75,7 @@ impl Limiter {
             LimitKey::ApiKey => admitted
                 .identity
                 .as_ref()
-                .map_or_else(ip, |i| Key::Credential(i.api_key.clone())),
+                .map_or_else(ip, |i| Key::Credential(self.hasher.hash_one(&i.api_key))),
         };
         if self.limiter.len() < self.max_keys || key == Key::All {
             return key;
