@@ -1,8 +1,9 @@
 //! The checks a request passes before its route serves it (docs/security.md): an ordered chain,
 //! built per route with each snapshot, in which every check may let the request go on, answer
 //! it itself (a CORS preflight) or refuse it (401, 403, 429). They run after routing and before
-//! the body is read, so a refused client's body is never taken in. A new kind of check is a
-//! new file here and one line in `Chain::for_route`.
+//! the body is read, so a refused client's body is never taken in; what only the body can
+//! settle (a signature over it) runs in a second stage once it is read. A new kind of check is
+//! a new file here and one line in `Chain::for_route`.
 //!
 //! Order: CORS (a preflight is answered before anything else; the CORS headers are then on
 //! every answer, refusals included) → authentication → rate limit (so that a limit keyed by
