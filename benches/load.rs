@@ -10,8 +10,10 @@
 //! flushed every second) and nginx alike (`access_log FILE combined buffer=64k flush=1s`); off,
 //! both have none. FNGATE_BENCH_COMPARE=<path to another fngate binary> adds its event route as a
 //! further target (two builds measured in one run; a build older than `server.access_log` gets
-//! its log through RUST_LOG instead). Under `cargo test` it runs a short smoke version, to keep
-//! the harness working.
+//! its log through RUST_LOG instead). FNGATE_BENCH_CLIENT=wrk drives the load with wrk (one
+//! thread, the same request) instead of the built-in client: a second harness. Each row shows
+//! how busy every core was during its runs. Under `cargo test` it runs a short smoke version,
+//! to keep the harness working.
 
 mod support;
 use std::net::SocketAddr;
@@ -157,6 +159,9 @@ struct Row {
     errors: u64,
     /// CPU µs per request: user space, kernel.
     cpu_us: Option<(f64, f64)>,
+    /// How busy each core was during the run, in percent (is the system under test the
+    /// bottleneck, or the client?).
+    cores: Vec<f64>,
 }
 
 /// One thing to load: a name, where it listens, the request path, and the process to account.
@@ -176,13 +181,18 @@ struct Shape {
 
 fn measure(rt: &tokio::runtime::Runtime, t: &Target, shape: &Shape) -> Row {
     let before = t.pid.map(cpu_time);
-    let load = rt.block_on(drive(
-        t.addr,
-        request(t.path),
-        shape.conns,
-        shape.warmup,
-        shape.secs,
-    ));
+    let cores_before = core_times();
+    let load = match wrk_binary() {
+        Some(wrk) => wrk::drive(&wrk, t.addr, t.path, shape),
+        None => rt.block_on(drive(
+            t.addr,
+            request(t.path),
+            shape.conns,
+            shape.warmup,
+            shape.secs,
+        )),
+    };
+    let cores = core_busy(&cores_before, &core_times());
     let cpu_us = t.pid.zip(before).map(|(p, b)| {
         // CPU time cannot be split between warm-up and measurement, so the warm-up's
         // requests are counted at the measured rate.
@@ -199,9 +209,109 @@ fn measure(rt: &tokio::runtime::Runtime, t: &Target, shape: &Shape) -> Row {
         rps: load.rps(),
         p50: load.percentile(50.0),
         p99: load.percentile(99.0),
-        p999: load.percentile(99.9),
+        // wrk's distribution stops at 99 %.
+        p999: if wrk_binary().is_some() {
+            0
+        } else {
+            load.percentile(99.9)
+        },
         errors: load.errors,
         cpu_us,
+        cores,
+    }
+}
+
+/// `FNGATE_BENCH_CLIENT=wrk`: wrk drives the load instead of the built-in client (a second
+/// harness; the brief's rule is to trust a number only when two agree).
+fn wrk_binary() -> Option<String> {
+    let wanted = std::env::var("FNGATE_BENCH_CLIENT").is_ok_and(|c| c == "wrk");
+    let found = ["/usr/bin/wrk", "/usr/local/bin/wrk"]
+        .into_iter()
+        .find(|p| Path::new(p).exists());
+    match (wanted, found) {
+        (true, Some(p)) => Some(p.to_owned()),
+        (true, None) => {
+            panic!("FNGATE_BENCH_CLIENT=wrk, but wrk is not installed (apt-get install wrk)")
+        }
+        _ => None,
+    }
+}
+
+mod wrk {
+    use super::{Load, Shape};
+    use std::net::SocketAddr;
+    use std::process::Command;
+    use std::time::Duration;
+
+    /// Runs wrk (one thread, `shape.conns` connections) for the warm-up, then for the measured
+    /// time, sending the same request as the built-in client (path and headers).
+    pub fn drive(wrk: &str, addr: SocketAddr, path: &str, shape: &Shape) -> Load {
+        let script = std::env::temp_dir().join(format!("fngate-wrk-{}.lua", std::process::id()));
+        std::fs::write(
+            &script,
+            format!(
+                "wrk.method = \"GET\"\nwrk.path = \"{path}\"\nwrk.headers[\"Host\"] = \"bench.local\"\nwrk.headers[\"User-Agent\"] = \"fngate-bench/1\"\nwrk.headers[\"Accept\"] = \"application/json\"\nwrk.headers[\"Accept-Language\"] = \"zh-CN,zh;q=0.9\"\nwrk.headers[\"X-Trace\"] = \"7f3a9c\"\n"
+            ),
+        )
+        .unwrap();
+        let run = |secs: Duration| {
+            let out = Command::new(wrk)
+                .args([
+                    "-t1",
+                    &format!("-c{}", shape.conns),
+                    &format!("-d{}s", secs.as_secs().max(1)),
+                    "--latency",
+                    "-s",
+                ])
+                .arg(&script)
+                .arg(format!("http://{addr}"))
+                .output()
+                .expect("wrk runs");
+            String::from_utf8_lossy(&out.stdout).into_owned()
+        };
+        if !shape.warmup.is_zero() {
+            run(shape.warmup);
+        }
+        // wrk counts whole seconds.
+        let secs = Duration::from_secs(shape.secs.as_secs().max(1));
+        let text = run(secs);
+        let field = |prefix: &str| {
+            text.lines()
+                .find_map(|l| l.trim().strip_prefix(prefix).map(|v| v.trim().to_owned()))
+        };
+        let rps: f64 = field("Requests/sec:")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0.0);
+        let errors = text
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("Non-2xx or 3xx responses:"))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0);
+        // The latency distribution's lines, as microseconds; the load's `latencies` hold just
+        // the percentiles wrk gives, placed so that `percentile` reads them back.
+        let micros = |v: &str| {
+            let (n, unit) =
+                v.split_at(v.find(|c: char| c.is_ascii_alphabetic()).unwrap_or(v.len()));
+            let n: f64 = n.parse().unwrap_or(0.0);
+            let scale = match unit {
+                "us" => 1.0,
+                "ms" => 1e3,
+                "s" => 1e6,
+                _ => 1.0,
+            };
+            (n * scale) as u32
+        };
+        let p = |q: &str| field(q).map_or(0, |v| micros(&v));
+        let (p50, p99) = (p("50%"), p("99%"));
+        // `percentile(99.0)` reads entry 990 of 1,000 (1-based): p99 from there on.
+        let mut latencies = vec![p50; 989];
+        latencies.extend(std::iter::repeat_n(p99, 11));
+        Load {
+            requests: (rps * secs.as_secs_f64()) as u64,
+            errors,
+            elapsed: secs,
+            latencies,
+        }
     }
 }
 
@@ -373,8 +483,8 @@ fn main() {
         .collect();
     let nginx_row = rows.iter().find(|r| r.name == "nginx proxy");
     println!();
-    println!("| target | req/s | p50 µs | p99 µs | p99.9 µs | CPU µs/req (user + sys) | errors | vs nginx req/s | vs nginx p99 |");
-    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!("| target | req/s | p50 µs | p99 µs | p99.9 µs | CPU µs/req (user + sys) | errors | vs nginx req/s | vs nginx p99 | cores busy % |");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---|");
     for r in &rows {
         let cpu = r.cpu_us.map_or("-".into(), |(u, s)| {
             format!("{:.1} ({u:.1} + {s:.1})", u + s)
@@ -385,9 +495,23 @@ fn main() {
                 format!("{:.2}×", r.p99 as f64 / n.p99.max(1) as f64),
             )
         });
+        let cores: Vec<String> = r.cores.iter().map(|c| format!("{c:.0}")).collect();
         println!(
-            "| {} | {:.0} | {} | {} | {} | {} | {} | {} | {} |",
-            r.name, r.rps, r.p50, r.p99, r.p999, cpu, r.errors, x, p
+            "| {} | {:.0} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            r.name,
+            r.rps,
+            r.p50,
+            r.p99,
+            if r.p999 == 0 {
+                "-".to_owned()
+            } else {
+                r.p999.to_string()
+            },
+            cpu,
+            r.errors,
+            x,
+            p,
+            cores.join(" / ")
         );
     }
     if nginx.is_none() {
