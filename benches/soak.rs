@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use support::*;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 
 /// (path segment, the function's reply as its runtime sends it, the status the client gets).
 const KINDS: [(&str, &str, u16); 6] = [
@@ -93,19 +93,7 @@ async fn connection(
             conn = tokio::net::TcpStream::connect(addr).await.unwrap();
             continue;
         }
-        let mut filled = 0;
-        let complete = loop {
-            match conn.read(&mut buf[filled..]).await {
-                Ok(0) | Err(_) => break false,
-                Ok(n) => filled += n,
-            }
-            if let Some((head, body)) = parse_head(&buf[..filled]) {
-                if filled >= head + body {
-                    break true;
-                }
-            }
-        };
-        if !complete {
+        if !read_answer(&mut conn, &mut buf).await {
             errors += 1;
             conn = tokio::net::TcpStream::connect(addr).await.unwrap();
             continue;

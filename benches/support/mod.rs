@@ -167,21 +167,8 @@ async fn one_connection(
                 errors += 1;
                 continue 'connect;
             }
-            let mut filled = 0;
-            let complete = loop {
-                match conn.read(&mut buf[filled..]).await {
-                    Ok(0) | Err(_) => break false,
-                    Ok(n) => filled += n,
-                }
-                if let Some((head, body)) = parse_head(&buf[..filled]) {
-                    if filled >= head + body {
-                        break buf.starts_with(b"HTTP/1.1 200");
-                    }
-                }
-                if filled == buf.len() {
-                    break false;
-                }
-            };
+            let complete =
+                read_answer(&mut conn, &mut buf).await && buf.starts_with(b"HTTP/1.1 200");
             if !complete {
                 errors += 1;
                 continue 'connect;
@@ -193,6 +180,26 @@ async fn one_connection(
         }
     }
     (ok, errors, latencies)
+}
+
+/// Reads one whole answer (head and Content-Length body) into the start of `buf`; false when
+/// the connection ends first or the answer does not fit.
+pub async fn read_answer(conn: &mut tokio::net::TcpStream, buf: &mut [u8]) -> bool {
+    let mut filled = 0;
+    loop {
+        match conn.read(&mut buf[filled..]).await {
+            Ok(0) | Err(_) => return false,
+            Ok(n) => filled += n,
+        }
+        if let Some((head, body)) = parse_head(&buf[..filled]) {
+            if filled >= head + body {
+                return true;
+            }
+        }
+        if filled == buf.len() {
+            return false;
+        }
+    }
 }
 
 /// Pins the calling thread (and the threads it creates afterwards) to one CPU.
