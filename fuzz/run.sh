@@ -13,10 +13,11 @@ for target in head chunk contract classify config; do
   mkdir -p "$corpus"
   echo "fuzz $target: ${seconds}s"
   cargo fuzz run -s none "$target" "$corpus" "fuzz/seeds/$target" -- \
-    -max_total_time="$seconds" -print_final_stats=1 2>&1 | grep -E "^(Done|stat::number_of_executed_units|==|SUMMARY)|panicked|deadly" || true
+    -max_total_time="$seconds" -timeout=20 -print_final_stats=1 2>&1 | grep -E "^(Done|stat::number_of_executed_units|==|SUMMARY)|panicked|deadly" || true
   # libFuzzer exits non-zero on a crash; pipefail is off for the grep above, so check here.
-  if ls fuzz/artifacts/"$target"/crash-* >/dev/null 2>&1; then
-    echo "fuzz $target: crash found, see fuzz/artifacts/$target" >&2
+  # A panic, an input slower than 20 s, or one that ran out of memory.
+  if ls fuzz/artifacts/"$target"/{crash,timeout,oom}-* >/dev/null 2>&1; then
+    echo "fuzz $target: a failing input, see fuzz/artifacts/$target" >&2
     exit 1
   fi
 done
