@@ -12,8 +12,9 @@
 //! further target (two builds measured in one run; a build older than `server.access_log` gets
 //! its log through RUST_LOG instead). FNGATE_BENCH_CLIENT=wrk drives the load with wrk (one
 //! thread, the same request) instead of the built-in client: a second harness. Each row shows
-//! how busy every core was during its runs. Under `cargo test` it runs a short smoke version,
-//! to keep the harness working.
+//! how busy every core was during its runs. FNGATE_BENCH_STUB=nginx makes the function stub an
+//! nginx answering `return 200` with the same reply. Under `cargo test` it runs a short smoke
+//! version, to keep the harness working.
 
 mod support;
 use std::net::SocketAddr;
@@ -116,6 +117,41 @@ fn start_fngate(
     };
     wait_listening(addr);
     server
+}
+
+/// `FNGATE_BENCH_STUB=nginx`: the function stub is nginx answering `return 200` with the same
+/// reply (as the outside harness had it), on the client's CPU, instead of the built-in stub.
+fn start_nginx_stub(dir: &Path, cpu: Option<usize>) -> Option<Server> {
+    let nginx = ["/usr/sbin/nginx", "/usr/bin/nginx"]
+        .into_iter()
+        .find(|p| Path::new(p).exists())?;
+    let dir = dir.join("stub");
+    std::fs::create_dir_all(&dir).unwrap();
+    let port = free_port();
+    let d = dir.display();
+    // nginx quotes: the reply's backslashes and quotes escaped for its string.
+    let reply = String::from_utf8_lossy(REPLY)
+        .replace('\\', "\\\\")
+        .replace('\'', "\\'");
+    let conf = format!(
+        "worker_processes 1;\ndaemon off;\nmaster_process off;\npid {d}/nginx.pid;\nerror_log {d}/error.log warn;\nworker_rlimit_nofile 20000;\nevents {{ worker_connections 16384; }}\nhttp {{\n  access_log off;\n  client_body_temp_path {d}/body;\n  proxy_temp_path {d}/proxy;\n  fastcgi_temp_path {d}/fastcgi;\n  uwsgi_temp_path {d}/uwsgi;\n  scgi_temp_path {d}/scgi;\n  keepalive_requests 10000000;\n  keepalive_timeout 600s;\n  server {{\n    listen 127.0.0.1:{port} reuseport backlog=4096;\n    location / {{\n      default_type application/json;\n      return 200 '{reply}';\n    }}\n  }}\n}}\n"
+    );
+    std::fs::write(dir.join("nginx.conf"), conf).unwrap();
+    let mut cmd = Command::new(nginx);
+    cmd.arg("-p")
+        .arg(&dir)
+        .arg("-e")
+        .arg(dir.join("error.log"))
+        .arg("-c")
+        .arg(dir.join("nginx.conf"));
+    cmd.stdout(Stdio::null()).stderr(Stdio::null());
+    let addr = format!("127.0.0.1:{port}").parse().unwrap();
+    let server = Server {
+        child: pinned(cmd, cpu),
+        addr,
+    };
+    wait_listening(addr);
+    Some(server)
 }
 
 fn start_nginx(dir: &Path, stub: SocketAddr, cpu: Option<usize>) -> Option<Server> {
@@ -416,6 +452,13 @@ fn main() {
 
     let dir = std::env::temp_dir().join(format!("fngate-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
+    let nginx_stub = match std::env::var("FNGATE_BENCH_STUB").as_deref() {
+        Ok("nginx") => {
+            Some(start_nginx_stub(&dir, client_cpu).expect("FNGATE_BENCH_STUB=nginx needs nginx"))
+        }
+        _ => None,
+    };
+    let stub = nginx_stub.as_ref().map_or(stub, |s| s.addr);
     let fngate = start_fngate(
         Path::new(env!("CARGO_BIN_EXE_fngate")),
         &dir,
