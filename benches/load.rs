@@ -122,42 +122,23 @@ fn start_fngate(
 /// `FNGATE_BENCH_STUB=nginx`: the function stub is nginx answering `return 200` with the same
 /// reply (as the outside harness had it), on the client's CPU, instead of the built-in stub.
 fn start_nginx_stub(dir: &Path, cpu: Option<usize>) -> Option<Server> {
-    let nginx = ["/usr/sbin/nginx", "/usr/bin/nginx"]
-        .into_iter()
-        .find(|p| Path::new(p).exists())?;
+    let nginx = nginx_binary()?;
     let dir = dir.join("stub");
     std::fs::create_dir_all(&dir).unwrap();
     let port = free_port();
-    let d = dir.display();
     // nginx quotes: the reply's backslashes and quotes escaped for its string.
     let reply = String::from_utf8_lossy(REPLY)
         .replace('\\', "\\\\")
         .replace('\'', "\\'");
-    let conf = format!(
-        "worker_processes 1;\ndaemon off;\nmaster_process off;\npid {d}/nginx.pid;\nerror_log {d}/error.log warn;\nworker_rlimit_nofile 20000;\nevents {{ worker_connections 16384; }}\nhttp {{\n  access_log off;\n  client_body_temp_path {d}/body;\n  proxy_temp_path {d}/proxy;\n  fastcgi_temp_path {d}/fastcgi;\n  uwsgi_temp_path {d}/uwsgi;\n  scgi_temp_path {d}/scgi;\n  keepalive_requests 10000000;\n  keepalive_timeout 600s;\n  server {{\n    listen 127.0.0.1:{port} reuseport backlog=4096;\n    location / {{\n      default_type application/json;\n      return 200 '{reply}';\n    }}\n  }}\n}}\n"
+    let server = format!(
+        "  access_log off;\n  server {{\n    listen 127.0.0.1:{port} reuseport backlog=4096;\n    location / {{\n      default_type application/json;\n      return 200 '{reply}';\n    }}\n  }}\n"
     );
-    std::fs::write(dir.join("nginx.conf"), conf).unwrap();
-    let mut cmd = Command::new(nginx);
-    cmd.arg("-p")
-        .arg(&dir)
-        .arg("-e")
-        .arg(dir.join("error.log"))
-        .arg("-c")
-        .arg(dir.join("nginx.conf"));
-    cmd.stdout(Stdio::null()).stderr(Stdio::null());
-    let addr = format!("127.0.0.1:{port}").parse().unwrap();
-    let server = Server {
-        child: pinned(cmd, cpu),
-        addr,
-    };
-    wait_listening(addr);
-    Some(server)
+    let conf = nginx_conf(&dir, &server);
+    Some(run_nginx(nginx, &dir, &conf, port, cpu))
 }
 
 fn start_nginx(dir: &Path, stub: SocketAddr, cpu: Option<usize>) -> Option<Server> {
-    let nginx = ["/usr/sbin/nginx", "/usr/bin/nginx"]
-        .into_iter()
-        .find(|p| Path::new(p).exists())?;
+    let nginx = nginx_binary()?;
     let port = free_port();
     let d = dir.display();
     let access_log = if logging() {
@@ -165,9 +146,29 @@ fn start_nginx(dir: &Path, stub: SocketAddr, cpu: Option<usize>) -> Option<Serve
     } else {
         "access_log off;".to_owned()
     };
-    let conf = format!(
-        "worker_processes 1;\ndaemon off;\nmaster_process off;\npid {d}/nginx.pid;\nerror_log {d}/nginx-error.log warn;\nworker_rlimit_nofile 20000;\nevents {{ worker_connections 16384; }}\nhttp {{\n  {access_log}\n  client_body_temp_path {d}/body;\n  proxy_temp_path {d}/proxy;\n  fastcgi_temp_path {d}/fastcgi;\n  uwsgi_temp_path {d}/uwsgi;\n  scgi_temp_path {d}/scgi;\n  keepalive_requests 10000000;\n  keepalive_timeout 600s;\n  upstream stub {{ server {stub}; keepalive 128; keepalive_requests 10000000; }}\n  server {{\n    listen 127.0.0.1:{port} reuseport backlog=4096;\n    location / {{\n      proxy_pass http://stub;\n      proxy_http_version 1.1;\n      proxy_set_header Connection \"\";\n    }}\n  }}\n}}\n"
+    let server = format!(
+        "  {access_log}\n  upstream stub {{ server {stub}; keepalive 128; keepalive_requests 10000000; }}\n  server {{\n    listen 127.0.0.1:{port} reuseport backlog=4096;\n    location / {{\n      proxy_pass http://stub;\n      proxy_http_version 1.1;\n      proxy_set_header Connection \"\";\n    }}\n  }}\n"
     );
+    let conf = nginx_conf(dir, &server);
+    Some(run_nginx(nginx, dir, &conf, port, cpu))
+}
+
+fn nginx_binary() -> Option<&'static str> {
+    ["/usr/sbin/nginx", "/usr/bin/nginx"]
+        .into_iter()
+        .find(|p| Path::new(p).exists())
+}
+
+/// One nginx worker with its files under `dir`, long keep-alive, and `http` inside `http {}`.
+fn nginx_conf(dir: &Path, http: &str) -> String {
+    let d = dir.display();
+    format!(
+        "worker_processes 1;\ndaemon off;\nmaster_process off;\npid {d}/nginx.pid;\nerror_log {d}/nginx-error.log warn;\nworker_rlimit_nofile 20000;\nevents {{ worker_connections 16384; }}\nhttp {{\n  client_body_temp_path {d}/body;\n  proxy_temp_path {d}/proxy;\n  fastcgi_temp_path {d}/fastcgi;\n  uwsgi_temp_path {d}/uwsgi;\n  scgi_temp_path {d}/scgi;\n  keepalive_requests 10000000;\n  keepalive_timeout 600s;\n{http}}}\n"
+    )
+}
+
+/// Starts nginx with `conf` (written to `dir`, its prefix) and waits for `port`.
+fn run_nginx(nginx: &str, dir: &Path, conf: &str, port: u16, cpu: Option<usize>) -> Server {
     std::fs::write(dir.join("nginx.conf"), conf).unwrap();
     let mut cmd = Command::new(nginx);
     cmd.arg("-p")
@@ -183,7 +184,7 @@ fn start_nginx(dir: &Path, stub: SocketAddr, cpu: Option<usize>) -> Option<Serve
         addr,
     };
     wait_listening(addr);
-    Some(server)
+    server
 }
 
 struct Row {

@@ -25,104 +25,78 @@ enum Fault {
 /// The reply a healthy function gives, and its length.
 const GOOD: &str = r#"{"statusCode":200,"body":"fine"}"#;
 
-fn read_request(conn: &mut TcpStream) -> bool {
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 4096];
-    loop {
-        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
-            let len: usize = head
-                .lines()
-                .find_map(|l| l.strip_prefix("content-length:"))
-                .map_or(0, |v| v.trim().parse().unwrap_or(0));
-            if buf.len() >= end + 4 + len {
-                return true;
+/// Answers each request on `conn` as `fault` says, or well when there is none.
+fn serve(mut conn: TcpStream, fault: Option<Fault>) {
+    let mut pending = Vec::new();
+    let head = |len: usize| format!("HTTP/1.1 200 OK\r\nContent-Length: {len}\r\n\r\n");
+    while read_request(&mut conn, &mut pending).is_some() {
+        let Some(fault) = fault else {
+            if conn
+                .write_all(format!("{}{GOOD}", head(GOOD.len())).as_bytes())
+                .is_err()
+            {
+                return;
             }
-        }
-        match conn.read(&mut chunk) {
-            Ok(0) | Err(_) => return false,
-            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            continue;
+        };
+        match fault {
+            Fault::Hang => std::thread::sleep(Duration::from_secs(5)),
+            Fault::Drip => {
+                for b in head(GOOD.len()).bytes().chain(GOOD.bytes()) {
+                    if conn.write_all(&[b]).is_err() {
+                        return;
+                    }
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+            }
+            Fault::ResetAfterHead => {
+                let _ = conn.write_all(head(100).as_bytes());
+                let _ = socket2::SockRef::from(&conn).set_linger(Some(Duration::ZERO));
+                return;
+            }
+            Fault::ShortLength => {
+                let _ = conn.write_all(format!("{}{}", head(GOOD.len() + 10), GOOD).as_bytes());
+                return;
+            }
+            Fault::LongLength => {
+                // The whole reply, then bytes no request asked for.
+                let _ = conn.write_all(format!("{}{}EXTRA", head(GOOD.len()), GOOD).as_bytes());
+            }
+            Fault::BadChunks => {
+                let _ = conn.write_all(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n");
+            }
+            Fault::GarbageStatus => {
+                let _ = conn.write_all(b"HTTX/1.1 abc\r\n\r\n");
+            }
+            Fault::TooLarge => {
+                let body = format!(r#"{{"statusCode":200,"body":"{}"}}"#, "x".repeat(5000));
+                let _ = conn.write_all(format!("{}{}", head(body.len()), body).as_bytes());
+            }
         }
     }
 }
 
-/// A backend that misbehaves as `fault` says on every request.
-fn faulty(fault: Fault) -> SocketAddr {
+/// A backend on a port of its own, serving every connection as `serve` does.
+fn backend(fault: Option<Fault>) -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
     std::thread::spawn(move || {
         for conn in listener.incoming() {
-            let Ok(mut conn) = conn else { return };
-            std::thread::spawn(move || {
-                while read_request(&mut conn) {
-                    let head =
-                        |len: usize| format!("HTTP/1.1 200 OK\r\nContent-Length: {len}\r\n\r\n");
-                    match fault {
-                        Fault::Hang => std::thread::sleep(Duration::from_secs(5)),
-                        Fault::Drip => {
-                            for b in head(GOOD.len()).bytes().chain(GOOD.bytes()) {
-                                if conn.write_all(&[b]).is_err() {
-                                    return;
-                                }
-                                std::thread::sleep(Duration::from_millis(50));
-                            }
-                        }
-                        Fault::ResetAfterHead => {
-                            let _ = conn.write_all(head(100).as_bytes());
-                            let _ = socket2::SockRef::from(&conn).set_linger(Some(Duration::ZERO));
-                            return;
-                        }
-                        Fault::ShortLength => {
-                            let _ = conn
-                                .write_all(format!("{}{}", head(GOOD.len() + 10), GOOD).as_bytes());
-                            return;
-                        }
-                        Fault::LongLength => {
-                            // The whole reply, then bytes no request asked for.
-                            let _ = conn
-                                .write_all(format!("{}{}EXTRA", head(GOOD.len()), GOOD).as_bytes());
-                        }
-                        Fault::BadChunks => {
-                            let _ = conn.write_all(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n");
-                        }
-                        Fault::GarbageStatus => {
-                            let _ = conn.write_all(b"HTTX/1.1 abc\r\n\r\n");
-                        }
-                        Fault::TooLarge => {
-                            let body =
-                                format!(r#"{{"statusCode":200,"body":"{}"}}"#, "x".repeat(5000));
-                            let _ =
-                                conn.write_all(format!("{}{}", head(body.len()), body).as_bytes());
-                        }
-                    }
-                }
-            });
+            let Ok(conn) = conn else { return };
+            std::thread::spawn(move || serve(conn, fault));
         }
     });
     addr
 }
 
+/// A backend that misbehaves as `fault` says on every request.
+fn faulty(fault: Fault) -> SocketAddr {
+    backend(Some(fault))
+}
+
 /// A backend that answers every request well.
 fn healthy() -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    std::thread::spawn(move || {
-        for conn in listener.incoming() {
-            let Ok(mut conn) = conn else { return };
-            std::thread::spawn(move || {
-                while read_request(&mut conn) {
-                    let reply = format!(
-                        "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{GOOD}",
-                        GOOD.len()
-                    );
-                    if conn.write_all(reply.as_bytes()).is_err() {
-                        return;
-                    }
-                }
-            });
-        }
-    });
-    addr
+    backend(None)
 }
 
 /// Stands for an answer cut short after its head (see the cases).
@@ -286,23 +260,13 @@ impl Restartable {
         let (stop2, conns2) = (stop.clone(), conns.clone());
         std::thread::spawn(move || {
             while !stop2.load(Ordering::Relaxed) {
-                let Ok((mut conn, _)) = listener.accept() else {
+                let Ok((conn, _)) = listener.accept() else {
                     std::thread::sleep(Duration::from_millis(2));
                     continue;
                 };
                 conn.set_nonblocking(false).unwrap();
                 conns2.lock().unwrap().push(conn.try_clone().unwrap());
-                std::thread::spawn(move || {
-                    while read_request(&mut conn) {
-                        let reply = format!(
-                            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{GOOD}",
-                            GOOD.len()
-                        );
-                        if conn.write_all(reply.as_bytes()).is_err() {
-                            return;
-                        }
-                    }
-                });
+                std::thread::spawn(move || serve(conn, None));
             }
         });
         self.alive = Some((stop, conns));

@@ -248,7 +248,7 @@ struct RecordingUpstream {
 
 impl RecordingUpstream {
     fn start() -> RecordingUpstream {
-        use std::io::{Read, Write};
+        use std::io::Write;
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
         let requests = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
@@ -258,29 +258,10 @@ impl RecordingUpstream {
                 let Ok(mut conn) = conn else { return };
                 let kept = kept.clone();
                 std::thread::spawn(move || {
-                    let mut buf = Vec::new();
-                    let mut chunk = [0u8; 4096];
-                    loop {
-                        // One request: the head, then the body its Content-Length says (the
-                        // gateway always sends a length, never chunks).
-                        while let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                            let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
-                            let len: usize = head
-                                .lines()
-                                .find_map(|l| l.strip_prefix("content-length:"))
-                                .map_or(0, |v| v.trim().parse().unwrap_or(0));
-                            if buf.len() < end + 4 + len {
-                                break;
-                            }
-                            let request: Vec<u8> = buf.drain(..end + 4 + len).collect();
-                            kept.lock().unwrap().push(request);
-                            let _ =
-                                conn.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
-                        }
-                        match conn.read(&mut chunk) {
-                            Ok(0) | Err(_) => return,
-                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
-                        }
+                    let mut pending = Vec::new();
+                    while let Some(request) = read_request(&mut conn, &mut pending) {
+                        kept.lock().unwrap().push(request);
+                        let _ = conn.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
                     }
                 });
             }

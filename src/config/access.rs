@@ -10,6 +10,9 @@ use std::path::Path;
 
 type Problems = Vec<Problem>;
 
+/// Where API keys are sent unless `auth.apikey.header` says otherwise.
+const DEFAULT_KEY_HEADER: &str = "x-api-key";
+
 /// Distinct keys a rate limit tracks at once unless `max_keys` says otherwise.
 const DEFAULT_MAX_KEYS: usize = 100_000;
 
@@ -43,20 +46,23 @@ pub(super) fn api_keys(
 ) -> ApiKeys {
     let Some(file) = file else {
         return ApiKeys {
-            header: "x-api-key".into(),
+            header: DEFAULT_KEY_HEADER.into(),
             ..ApiKeys::default()
         };
     };
-    let header = file.header.as_ref().map_or("x-api-key".to_owned(), |h| {
-        let name = h.value.0.to_ascii_lowercase();
-        if http::HeaderName::from_bytes(name.as_bytes()).is_err() {
-            problems.push(at_span(
-                h,
-                format!("auth.apikey.header {name:?} is not a header name"),
-            ));
-        }
-        name
-    });
+    let header = file
+        .header
+        .as_ref()
+        .map_or(DEFAULT_KEY_HEADER.to_owned(), |h| {
+            let name = h.value.0.to_ascii_lowercase();
+            if http::HeaderName::from_bytes(name.as_bytes()).is_err() {
+                problems.push(at_span(
+                    h,
+                    format!("auth.apikey.header {name:?} is not a header name"),
+                ));
+            }
+            name
+        });
     let mut keys: Vec<ApiKey> = file
         .keys
         .iter()

@@ -527,35 +527,14 @@ impl Client {
 
 /// A backend answering every request with `raw` bytes, then closing if `close`.
 pub fn raw_backend(raw: &'static [u8], close: bool) -> std::net::SocketAddr {
-    use std::io::{Read, Write};
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
     std::thread::spawn(move || {
         for conn in listener.incoming() {
             let Ok(mut conn) = conn else { return };
             std::thread::spawn(move || {
-                let mut buf = vec![0u8; 65536];
-                let mut seen = Vec::new();
-                loop {
-                    let n = match conn.read(&mut buf) {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => n,
-                    };
-                    seen.extend_from_slice(&buf[..n]);
-                    // One request = head + Content-Length body; answer once it is all here.
-                    let Some(end) = seen.windows(4).position(|w| w == b"\r\n\r\n") else {
-                        continue;
-                    };
-                    let head = String::from_utf8_lossy(&seen[..end]).to_ascii_lowercase();
-                    let len: usize = head
-                        .lines()
-                        .find_map(|l| l.strip_prefix("content-length:"))
-                        .and_then(|v| v.trim().parse().ok())
-                        .unwrap_or(0);
-                    if seen.len() < end + 4 + len {
-                        continue;
-                    }
-                    seen.drain(..end + 4 + len);
+                let mut pending = Vec::new();
+                while read_request(&mut conn, &mut pending).is_some() {
                     if conn.write_all(raw).is_err() || close {
                         return;
                     }
@@ -564,6 +543,29 @@ pub fn raw_backend(raw: &'static [u8], close: bool) -> std::net::SocketAddr {
         }
     });
     addr
+}
+
+/// Reads one request (head and Content-Length body; the gateway sends backends no other
+/// framing) from a blocking socket and returns its bytes; `pending` keeps what arrived after it.
+/// `None` when the connection ends first.
+pub fn read_request(conn: &mut TcpStream, pending: &mut Vec<u8>) -> Option<Vec<u8>> {
+    let mut chunk = [0u8; 8192];
+    loop {
+        if let Some(end) = pending.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&pending[..end]).to_ascii_lowercase();
+            let len: usize = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .map_or(0, |v| v.trim().parse().unwrap_or(0));
+            if pending.len() >= end + 4 + len {
+                return Some(pending.drain(..end + 4 + len).collect());
+            }
+        }
+        match conn.read(&mut chunk) {
+            Ok(0) | Err(_) => return None,
+            Ok(n) => pending.extend_from_slice(&chunk[..n]),
+        }
+    }
 }
 
 /// The YAML of one function and one API with the given routes.
