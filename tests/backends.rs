@@ -5,7 +5,7 @@
 
 mod support;
 use std::collections::HashMap;
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::{Arc, Barrier, Mutex};
 use std::time::Duration;
@@ -70,28 +70,6 @@ impl Backend {
 
     fn times_seen(&self, id: &str) -> usize {
         self.seen.lock().unwrap().get(id).copied().unwrap_or(0)
-    }
-}
-
-/// Reads one request (head and Content-Length body); `None` when the peer has gone.
-fn read_request(conn: &mut TcpStream, pending: &mut Vec<u8>) -> Option<Vec<u8>> {
-    loop {
-        if let Some(end) = pending.windows(4).position(|w| w == b"\r\n\r\n") {
-            let head = String::from_utf8_lossy(&pending[..end]).to_ascii_lowercase();
-            let len: usize = head
-                .lines()
-                .find_map(|l| l.strip_prefix("content-length:"))
-                .and_then(|v| v.trim().parse().ok())
-                .unwrap_or(0);
-            if pending.len() >= end + 4 + len {
-                return Some(pending.drain(..end + 4 + len).collect());
-            }
-        }
-        let mut buf = [0u8; 65536];
-        match conn.read(&mut buf) {
-            Ok(0) | Err(_) => return None,
-            Ok(n) => pending.extend_from_slice(&buf[..n]),
-        }
     }
 }
 
