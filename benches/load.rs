@@ -24,11 +24,127 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 use support::*;
 
-const EVENT_PATH: &str = "/users/42?lang=zh&page=2";
-/// The same request to the same function through `auth: apikey` and a rate limit (a limit no
-/// client reaches: the cost of checking it, not of refusing).
-const SECURE_PATH: &str = "/secure/42?lang=zh&page=2&api_key=bench-key-0123456789abcdef";
-const PASS_PATH: &str = "/pass/users/42?lang=zh&page=2";
+/// The API key `/secure/{id}` accepts.
+const BENCH_KEY: &str = "bench-key-0123456789abcdef";
+/// The function reply of the "64 KiB reply" shape: a valid reply whose body is a JSON document
+/// as a string (escaped, as a function returns it), about 64 KiB.
+fn big_reply() -> Vec<u8> {
+    let mut body = String::from("[");
+    let mut i = 0;
+    while body.len() < 64 * 1024 - 80 {
+        body.push_str(&format!(
+            "{{\\\"id\\\":{i},\\\"name\\\":\\\"item {i}\\\",\\\"ok\\\":true}},"
+        ));
+        i += 1;
+    }
+    body.push_str("{}]");
+    format!(
+        "{{\"statusCode\":200,\"headers\":{{\"content-type\":\"application/json\"}},\"body\":\"{body}\"}}"
+    )
+    .into_bytes()
+}
+
+/// A request shape: what every connection sends, over how many connections. The path is the
+/// event route's and nginx's (nginx forwards any path to the stub); pass-through adds `/pass`.
+struct Workload {
+    name: &'static str,
+    method: &'static str,
+    path: &'static str,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+    conns: usize,
+}
+
+impl Workload {
+    /// The base request: `GET /users/42?lang=zh&page=2` with five headers.
+    fn get(name: &'static str, conns: usize) -> Workload {
+        let headers = [
+            ("Host", "bench.local"),
+            ("User-Agent", "fngate-bench/1"),
+            ("Accept", "application/json"),
+            ("Accept-Language", "zh-CN,zh;q=0.9"),
+            ("X-Trace", "7f3a9c"),
+        ];
+        Workload {
+            name,
+            method: "GET",
+            path: "/users/42?lang=zh&page=2",
+            headers: headers
+                .iter()
+                .map(|(n, v)| (n.to_string(), v.to_string()))
+                .collect(),
+            body: Vec::new(),
+            conns,
+        }
+    }
+
+    /// Every shape the issue names (FNGATE_BENCH_SHAPES picks some by name: get, post, headers,
+    /// c256, c1024, reply).
+    fn all(conns: usize) -> Vec<(&'static str, Workload)> {
+        let mut post = Workload::get("POST 4 KiB JSON", conns);
+        post.method = "POST";
+        post.path = "/orders/42?lang=zh";
+        post.headers
+            .push(("Content-Type".into(), "application/json".into()));
+        let mut json = String::from("{\"order\":42,\"items\":[");
+        let mut i = 0;
+        while json.len() < 4096 - 80 {
+            json.push_str(&format!(
+                "{{\"sku\":\"SKU-{i:05}\",\"name\":\"item \\\"{i}\\\" 名前\",\"qty\":{}}},",
+                i % 7 + 1
+            ));
+            i += 1;
+        }
+        json.push_str("{}]}");
+        json.push_str(&" ".repeat(4096 - json.len()));
+        post.body = json.into_bytes();
+        let mut headers = Workload::get("30 headers", conns);
+        for i in headers.headers.len()..30 {
+            headers.headers.push((
+                format!("X-Custom-Header-{i}"),
+                "some-value-of-moderate-length-0123456789".into(),
+            ));
+        }
+        let mut reply = Workload::get("64 KiB reply", conns);
+        reply.path = "/big/42?lang=zh";
+        vec![
+            ("get", Workload::get("GET", conns)),
+            ("post", post),
+            ("headers", headers),
+            ("c256", Workload::get("GET, 256 connections", 256)),
+            ("c1024", Workload::get("GET, 1,024 connections", 1024)),
+            ("reply", reply),
+        ]
+    }
+
+    /// The request's bytes for `path` (the built-in client).
+    fn bytes(&self, path: &str) -> Vec<u8> {
+        let mut head = format!("{} {path} HTTP/1.1\r\n", self.method);
+        for (n, v) in &self.headers {
+            head.push_str(&format!("{n}: {v}\r\n"));
+        }
+        if !self.body.is_empty() {
+            head.push_str(&format!("Content-Length: {}\r\n", self.body.len()));
+        }
+        head.push_str("\r\n");
+        let mut bytes = head.into_bytes();
+        bytes.extend_from_slice(&self.body);
+        bytes
+    }
+
+    /// The same request as a wrk script (wrk adds Content-Length for a body).
+    fn wrk_script(&self, path: &str) -> String {
+        let mut lua = format!("wrk.method = \"{}\"\nwrk.path = \"{path}\"\n", self.method);
+        for (n, v) in &self.headers {
+            lua.push_str(&format!("wrk.headers[\"{n}\"] = \"{v}\"\n"));
+        }
+        if !self.body.is_empty() {
+            let body = String::from_utf8_lossy(&self.body);
+            lua.push_str(&format!("wrk.body = [==[{body}]==]\n"));
+        }
+        lua
+    }
+}
 
 fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
     std::env::var(name)
@@ -45,6 +161,15 @@ struct Server {
 
 impl Drop for Server {
     fn drop(&mut self) {
+        // SIGTERM first: an nginx master stops its workers (SIGKILL would orphan them).
+        // SAFETY: kill takes a pid and a signal number.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        for _ in 0..100 {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -69,6 +194,11 @@ fn logging() -> bool {
     env_or("FNGATE_BENCH_LOG", 0) == 1
 }
 
+/// `FNGATE_BENCH_THREADS`: fngate's `server.threads` and nginx's `worker_processes` (1).
+fn threads() -> usize {
+    env_or("FNGATE_BENCH_THREADS", 1usize).max(1)
+}
+
 /// `own`: the binary built from this tree (it has `server.access_log`).
 fn start_fngate(
     binary: &Path,
@@ -88,11 +218,12 @@ fn start_fngate(
     };
     // Builds older than the checks do not know `auth:`.
     let secure = match own {
-        true => "      - path: /secure/{id}\n        methods: [GET]\n        function: stub\n        auth: apikey\n        rate_limit: {requests: 1000000000, per: 1s, key: api_key}\nauth:\n  apikey:\n    query: api_key\n    keys:\n      - {key: bench-key-0123456789abcdef, user: bench}\n",
-        false => "",
+        true => format!("      - path: /secure/{{id}}\n        methods: [GET]\n        function: stub\n        auth: apikey\n        rate_limit: {{requests: 1000000000, per: 1s, key: api_key}}\nauth:\n  apikey:\n    query: api_key\n    keys:\n      - {{key: {BENCH_KEY}, user: bench}}\n"),
+        false => String::new(),
     };
+    let threads = threads();
     let yaml = format!(
-        "server:\n  listen: [\"127.0.0.1:{port}\"]\n  threads: 1\n  grace_period: 0s\n  keepalive_timeout: 600s\n  max_connections: 12000\n{access_log}functions:\n  stub:\n    endpoints: [\"http://{stub}/invoke\"]\n    timeout: 10s\napis:\n  - id: bench\n    stage: test\n    routes:\n      - path: /users/{{id}}\n        methods: [GET]\n        function: stub\n      - path: /pass/{{*rest}}\n        upstream: http://{stub}\n{secure}"
+        "server:\n  listen: [\"127.0.0.1:{port}\"]\n  threads: {threads}\n  grace_period: 0s\n  keepalive_timeout: 600s\n  max_connections: 12000\n{access_log}functions:\n  stub:\n    endpoints: [\"http://{stub}/invoke\"]\n    timeout: 10s\n  big:\n    endpoints: [\"http://{stub}/invoke-big\"]\n    timeout: 10s\napis:\n  - id: bench\n    stage: test\n    routes:\n      - path: /users/{{id}}\n        methods: [GET]\n        function: stub\n      - path: /orders/{{id}}\n        methods: [POST]\n        function: stub\n      - path: /big/{{id}}\n        methods: [GET]\n        function: big\n      - path: /pass/{{*rest}}\n        upstream: http://{stub}\n{secure}"
     );
     let conf = dir.join(format!("fngate-{port}.yaml"));
     std::fs::write(&conf, yaml).unwrap();
@@ -130,10 +261,14 @@ fn start_nginx_stub(dir: &Path, cpu: Option<usize>) -> Option<Server> {
     let reply = String::from_utf8_lossy(REPLY)
         .replace('\\', "\\\\")
         .replace('\'', "\\'");
+    // The big reply is too long for a string in nginx's configuration: a file, which nginx
+    // serves to a POST (a function call) only through error_page's redirect as a GET.
+    std::fs::write(dir.join("big.json"), big_reply()).unwrap();
+    let d = dir.display();
     let server = format!(
-        "  access_log off;\n  server {{\n    listen 127.0.0.1:{port} reuseport backlog=4096;\n    location / {{\n      default_type application/json;\n      return 200 '{reply}';\n    }}\n  }}\n"
+        "  access_log off;\n  server {{\n    listen 127.0.0.1:{port} reuseport backlog=4096;\n    location / {{\n      default_type application/json;\n      return 200 '{reply}';\n    }}\n    location ~ big {{\n      default_type application/json;\n      root {d};\n      try_files /big.json =404;\n      error_page 405 =200 /big.json;\n    }}\n  }}\n"
     );
-    let conf = nginx_conf(&dir, &server);
+    let conf = nginx_conf(&dir, &server, 1);
     Some(run_nginx(nginx, &dir, &conf, port, cpu))
 }
 
@@ -149,7 +284,7 @@ fn start_nginx(dir: &Path, stub: SocketAddr, cpu: Option<usize>) -> Option<Serve
     let server = format!(
         "  {access_log}\n  upstream stub {{ server {stub}; keepalive 128; keepalive_requests 10000000; }}\n  server {{\n    listen 127.0.0.1:{port} reuseport backlog=4096;\n    location / {{\n      proxy_pass http://stub;\n      proxy_http_version 1.1;\n      proxy_set_header Connection \"\";\n    }}\n  }}\n"
     );
-    let conf = nginx_conf(dir, &server);
+    let conf = nginx_conf(dir, &server, threads());
     Some(run_nginx(nginx, dir, &conf, port, cpu))
 }
 
@@ -159,11 +294,13 @@ fn nginx_binary() -> Option<&'static str> {
         .find(|p| Path::new(p).exists())
 }
 
-/// One nginx worker with its files under `dir`, long keep-alive, and `http` inside `http {}`.
-fn nginx_conf(dir: &Path, http: &str) -> String {
+/// `workers` nginx workers with their files under `dir`, long keep-alive, and `http` inside `http {}`.
+fn nginx_conf(dir: &Path, http: &str, workers: usize) -> String {
     let d = dir.display();
+    // Without a master nginx runs one process whatever worker_processes says.
+    let master = if workers > 1 { "on" } else { "off" };
     format!(
-        "worker_processes 1;\ndaemon off;\nmaster_process off;\npid {d}/nginx.pid;\nerror_log {d}/nginx-error.log warn;\nworker_rlimit_nofile 20000;\nevents {{ worker_connections 16384; }}\nhttp {{\n  client_body_temp_path {d}/body;\n  proxy_temp_path {d}/proxy;\n  fastcgi_temp_path {d}/fastcgi;\n  uwsgi_temp_path {d}/uwsgi;\n  scgi_temp_path {d}/scgi;\n  keepalive_requests 10000000;\n  keepalive_timeout 600s;\n{http}}}\n"
+        "worker_processes {workers};\ndaemon off;\nmaster_process {master};\npid {d}/nginx.pid;\nerror_log {d}/nginx-error.log warn;\nworker_rlimit_nofile 20000;\nevents {{ worker_connections 16384; }}\nhttp {{\n  client_body_temp_path {d}/body;\n  proxy_temp_path {d}/proxy;\n  fastcgi_temp_path {d}/fastcgi;\n  uwsgi_temp_path {d}/uwsgi;\n  scgi_temp_path {d}/scgi;\n  keepalive_requests 10000000;\n  keepalive_timeout 600s;\n{http}}}\n"
     )
 }
 
@@ -201,30 +338,30 @@ struct Row {
     cores: Vec<f64>,
 }
 
-/// One thing to load: a name, where it listens, the request path, and the process to account.
+/// One thing to load: a name, where it listens, the request, and the process to account.
 struct Target {
     name: &'static str,
     addr: SocketAddr,
-    path: &'static str,
+    path: String,
     pid: Option<u32>,
 }
 
 /// How hard and how long.
-struct Shape {
-    conns: usize,
+struct Shape<'a> {
+    load: &'a Workload,
     warmup: Duration,
     secs: Duration,
 }
 
 fn measure(rt: &tokio::runtime::Runtime, t: &Target, shape: &Shape) -> Row {
-    let before = t.pid.map(cpu_time);
+    let before = t.pid.map(tree_cpu_time);
     let cores_before = core_times();
     let load = match wrk_binary() {
-        Some(wrk) => wrk::drive(&wrk, t.addr, t.path, shape),
+        Some(wrk) => wrk::drive(&wrk, t.addr, &t.path, shape),
         None => rt.block_on(drive(
             t.addr,
-            request(t.path),
-            shape.conns,
+            shape.load.bytes(&t.path),
+            shape.load.conns,
             shape.warmup,
             shape.secs,
         )),
@@ -233,7 +370,7 @@ fn measure(rt: &tokio::runtime::Runtime, t: &Target, shape: &Shape) -> Row {
     let cpu_us = t.pid.zip(before).map(|(p, b)| {
         // CPU time cannot be split between warm-up and measurement, so the warm-up's
         // requests are counted at the measured rate.
-        let now = cpu_time(p);
+        let now = tree_cpu_time(p);
         let total = load.rps() * (shape.secs + shape.warmup).as_secs_f64();
         let per = |d: Duration| d.as_secs_f64() * 1e6 / total.max(1.0);
         (
@@ -256,6 +393,20 @@ fn measure(rt: &tokio::runtime::Runtime, t: &Target, shape: &Shape) -> Row {
         cpu_us,
         cores,
     }
+}
+
+/// CPU time of a process and its children (an nginx master's workers).
+fn tree_cpu_time(pid: u32) -> CpuTime {
+    let children =
+        std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap_or_default();
+    children
+        .split_whitespace()
+        .filter_map(|c| c.parse().ok())
+        .map(cpu_time)
+        .fold(cpu_time(pid), |a, c| CpuTime {
+            user: a.user + c.user,
+            system: a.system + c.system,
+        })
 }
 
 /// `FNGATE_BENCH_CLIENT=wrk`: wrk drives the load instead of the built-in client (a second
@@ -284,18 +435,12 @@ mod wrk {
     /// time, sending the same request as the built-in client (path and headers).
     pub fn drive(wrk: &str, addr: SocketAddr, path: &str, shape: &Shape) -> Load {
         let script = std::env::temp_dir().join(format!("fngate-wrk-{}.lua", std::process::id()));
-        std::fs::write(
-            &script,
-            format!(
-                "wrk.method = \"GET\"\nwrk.path = \"{path}\"\nwrk.headers[\"Host\"] = \"bench.local\"\nwrk.headers[\"User-Agent\"] = \"fngate-bench/1\"\nwrk.headers[\"Accept\"] = \"application/json\"\nwrk.headers[\"Accept-Language\"] = \"zh-CN,zh;q=0.9\"\nwrk.headers[\"X-Trace\"] = \"7f3a9c\"\n"
-            ),
-        )
-        .unwrap();
+        std::fs::write(&script, shape.load.wrk_script(path)).unwrap();
         let run = |secs: Duration| {
             let out = Command::new(wrk)
                 .args([
                     "-t1",
-                    &format!("-c{}", shape.conns),
+                    &format!("-c{}", shape.load.conns),
                     &format!("-d{}s", secs.as_secs().max(1)),
                     "--latency",
                     "-s",
@@ -358,9 +503,10 @@ fn median_by_rps(mut rows: Vec<Row>) -> Row {
     rows.swap_remove(mid)
 }
 
-/// For each target, its ratios to nginx's row of the same run, as table lines: the VM drifts
-/// between runs more than between targets measured back to back within one.
-fn ratio_spread(targets: &[Target], results: &[Vec<Row>]) -> Vec<String> {
+/// For each target, its ratios to nginx's row of the same run (req/s, p99) as
+/// "median [lowest – highest]": the VM drifts between runs more than between targets measured
+/// back to back within one.
+fn ratio_spread(targets: &[Target], results: &[Vec<Row>]) -> Vec<(&'static str, String, String)> {
     let Some(n) = targets.iter().position(|t| t.name == "nginx proxy") else {
         return Vec::new();
     };
@@ -378,16 +524,72 @@ fn ratio_spread(targets: &[Target], results: &[Vec<Row>]) -> Vec<String> {
             let rps = rows.iter().zip(nginx).map(|(r, g)| r.rps / g.rps);
             let p99 = rows.iter().zip(nginx);
             let p99 = p99.map(|(r, g)| r.p99 as f64 / g.p99.max(1) as f64);
-            let (rps, p99) = (summary(rps.collect()), summary(p99.collect()));
-            format!("| {} | {rps} | {p99} |", t.name)
+            (t.name, summary(rps.collect()), summary(p99.collect()))
         })
         .collect()
+}
+
+/// `FNGATE_BENCH_RECORD=FILE` appends every run's row to FILE, tab-separated, so that several
+/// sittings can be summarised together (benches/sittings.py).
+fn record(file: &Path, shape: &str, run: usize, r: &Row) {
+    use std::io::Write;
+    let (user, sys) = r.cpu_us.unwrap_or((0.0, 0.0));
+    let cores: Vec<String> = r.cores.iter().map(|c| format!("{c:.0}")).collect();
+    let line = format!(
+        "{}\t{}\t{shape}\t{}\t{run}\t{:.0}\t{}\t{}\t{user:.2}\t{sys:.2}\t{}\t{}\n",
+        std::process::id(),
+        if wrk_binary().is_some() { "wrk" } else { "own" },
+        r.name,
+        r.rps,
+        r.p50,
+        r.p99,
+        r.errors,
+        cores.join("/"),
+    );
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(file)
+        .expect("FNGATE_BENCH_RECORD is writable");
+    f.write_all(line.as_bytes()).unwrap();
+}
+
+fn print_rows(rows: &[Row]) {
+    let nginx_row = rows.iter().find(|r| r.name == "nginx proxy");
+    println!("| target | req/s | p50 µs | p99 µs | p99.9 µs | CPU µs/req (user + sys) | errors | vs nginx req/s | vs nginx p99 | cores busy % |");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---|");
+    for r in rows {
+        let cpu = r.cpu_us.map_or("-".into(), |(u, s)| {
+            format!("{:.1} ({u:.1} + {s:.1})", u + s)
+        });
+        let (x, p) = nginx_row.map_or(("-".into(), "-".into()), |n| {
+            (
+                format!("{:.2}×", r.rps / n.rps),
+                format!("{:.2}×", r.p99 as f64 / n.p99.max(1) as f64),
+            )
+        });
+        let cores: Vec<String> = r.cores.iter().map(|c| format!("{c:.0}")).collect();
+        let p999 = match r.p999 {
+            0 => "-".to_owned(),
+            p => p.to_string(),
+        };
+        println!(
+            "| {} | {:.0} | {} | {} | {p999} | {cpu} | {} | {x} | {p} | {} |",
+            r.name,
+            r.rps,
+            r.p50,
+            r.p99,
+            r.errors,
+            cores.join(" / ")
+        );
+    }
 }
 
 /// Opens `n` connections, each answered once and then left idle; returns them.
 fn idle_clients(addr: SocketAddr, n: usize) -> Vec<std::net::TcpStream> {
     use std::io::{Read, Write};
-    let req = request(EVENT_PATH);
+    let get = Workload::get("idle", 1);
+    let req = get.bytes(get.path);
     let mut open = Vec::with_capacity(n);
     let mut buf = [0u8; 4096];
     for _ in 0..n {
@@ -424,8 +626,9 @@ fn main() {
     };
     let fd_limit = raise_fd_limit();
     let cpu_count = cpus();
-    // The gateway (and nginx) get CPU 0 to themselves; the client and the stub share CPU 1.
-    let (server_cpu, client_cpu) = if cpu_count >= 2 {
+    // With one server thread, the gateway (and nginx) get CPU 0 to themselves; the client and
+    // the stub share CPU 1. With more, nothing is pinned.
+    let (server_cpu, client_cpu) = if cpu_count >= 2 && threads() == 1 {
         (Some(0), Some(1))
     } else {
         (None, None)
@@ -438,6 +641,7 @@ fn main() {
         .build()
         .unwrap();
     // The stub gets a thread (and runtime) of its own, so that it also answers between runs.
+    // Requests whose line names `big` get the 64 KiB reply.
     let stub_listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let stub = stub_listener.local_addr().unwrap();
     std::thread::spawn(move || {
@@ -447,7 +651,17 @@ fn main() {
             .unwrap();
         rt.block_on(async move {
             stub_listener.set_nonblocking(true).unwrap();
-            serve_stub(tokio::net::TcpListener::from_std(stub_listener).unwrap()).await
+            let listener = tokio::net::TcpListener::from_std(stub_listener).unwrap();
+            let small: &'static [u8] = Box::leak(stub_response(REPLY).into_boxed_slice());
+            let big: &'static [u8] = Box::leak(stub_response(&big_reply()).into_boxed_slice());
+            serve_by_head(listener, move |head| {
+                let line = head.split(|&b| b == b'\n').next().unwrap_or_default();
+                match line.windows(3).any(|w| w == b"big") {
+                    true => big,
+                    false => small,
+                }
+            })
+            .await
         });
     });
 
@@ -471,7 +685,30 @@ fn main() {
         .map(|bin| start_fngate(Path::new(&bin), &dir, stub, server_cpu, false));
     let nginx = start_nginx(&dir, stub, server_cpu);
 
-    println!("fngate load benchmark: {conns} keep-alive connections, {}s per run after {}s warm-up, median of {runs} run(s)", secs.as_secs_f64(), warmup.as_secs_f64());
+    // FNGATE_BENCH_SHAPES=get,post picks shapes by key; the default is every shape.
+    let picked: Vec<String> = std::env::var("FNGATE_BENCH_SHAPES").map_or_else(
+        |_| Vec::new(),
+        |v| v.split(',').map(str::to_owned).collect(),
+    );
+    let mut workloads = Workload::all(conns);
+    workloads.retain(|(key, _)| picked.is_empty() || picked.iter().any(|p| p == key));
+    if !bench {
+        // The smoke run: every shape once, with few connections.
+        for (_, w) in &mut workloads {
+            w.conns = w.conns.min(conns);
+        }
+    }
+    let client = if wrk_binary().is_some() {
+        "wrk (one thread)"
+    } else {
+        "the built-in client"
+    };
+    let stub_kind = if nginx_stub.is_some() {
+        "nginx return 200"
+    } else {
+        "built-in"
+    };
+    println!("fngate load benchmark: {}s per run after {}s warm-up, median of {runs} run(s); client: {client}; stub: {stub_kind}; access logs: {}; server threads: {}", secs.as_secs_f64(), warmup.as_secs_f64(), if logging() { "on" } else { "off" }, threads());
     println!("CPUs: {cpu_count} (server pinned to {server_cpu:?}, client and stub to {client_cpu:?}); open files: {fd_limit}");
     // FNGATE_BENCH_ONLY=event,nginx runs only targets whose name contains one of the words.
     let only: Vec<String> = std::env::var("FNGATE_BENCH_ONLY").map_or_else(
@@ -479,94 +716,99 @@ fn main() {
         |v| v.split(',').map(str::to_owned).collect(),
     );
     let wanted = |name: &str| only.is_empty() || only.iter().any(|w| name.contains(w.as_str()));
-    let serving = |name, server: &Server, path| Target {
+    let serving = |name, server: &Server, path: String| Target {
         name,
         addr: server.addr,
         path,
         pid: Some(server.child.id()),
     };
-    let mut targets = vec![
-        Target {
-            name: "stub, direct",
-            addr: stub,
-            path: EVENT_PATH,
-            pid: None,
-        },
-        serving("fngate event route", &fngate, EVENT_PATH),
-        serving(
-            "fngate event route, apikey + rate limit",
-            &fngate,
-            SECURE_PATH,
-        ),
-        serving("fngate pass-through", &fngate, PASS_PATH),
-    ];
-    let compared = other.as_ref();
-    targets.extend(compared.map(|o| serving("other fngate event route", o, EVENT_PATH)));
-    targets.extend(
-        nginx
-            .as_ref()
-            .map(|n| serving("nginx proxy", n, EVENT_PATH)),
-    );
-    targets.retain(|t| wanted(t.name));
-    let shape = Shape {
-        conns,
-        warmup,
-        secs,
-    };
-    let mut results: Vec<Vec<Row>> = targets.iter().map(|_| Vec::new()).collect();
-    for _ in 0..runs {
-        for (i, t) in targets.iter().enumerate() {
-            results[i].push(measure(&rt, t, &shape));
+    let recording = std::env::var_os("FNGATE_BENCH_RECORD").map(std::path::PathBuf::from);
+    let mut summary = Vec::new();
+    for (key, load) in &workloads {
+        let path = load.path.to_owned();
+        let mut targets = Vec::new();
+        if *key == "get" {
+            targets.push(Target {
+                name: "stub, direct",
+                addr: stub,
+                path: path.clone(),
+                pid: None,
+            });
         }
-    }
-    let spread = ratio_spread(&targets, &results);
-    let rows: Vec<Row> = results
-        .into_iter()
-        .filter(|r| !r.is_empty())
-        .map(median_by_rps)
-        .collect();
-    let nginx_row = rows.iter().find(|r| r.name == "nginx proxy");
-    println!();
-    println!("| target | req/s | p50 µs | p99 µs | p99.9 µs | CPU µs/req (user + sys) | errors | vs nginx req/s | vs nginx p99 | cores busy % |");
-    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---|");
-    for r in &rows {
-        let cpu = r.cpu_us.map_or("-".into(), |(u, s)| {
-            format!("{:.1} ({u:.1} + {s:.1})", u + s)
-        });
-        let (x, p) = nginx_row.map_or(("-".into(), "-".into()), |n| {
-            (
-                format!("{:.2}×", r.rps / n.rps),
-                format!("{:.2}×", r.p99 as f64 / n.p99.max(1) as f64),
-            )
-        });
-        let cores: Vec<String> = r.cores.iter().map(|c| format!("{c:.0}")).collect();
-        println!(
-            "| {} | {:.0} | {} | {} | {} | {} | {} | {} | {} | {} |",
-            r.name,
-            r.rps,
-            r.p50,
-            r.p99,
-            if r.p999 == 0 {
-                "-".to_owned()
-            } else {
-                r.p999.to_string()
-            },
-            cpu,
-            r.errors,
-            x,
-            p,
-            cores.join(" / ")
+        targets.push(serving("fngate event route", &fngate, path.clone()));
+        if *key == "get" {
+            let secure = path.replace("/users/", "/secure/") + "&api_key=" + BENCH_KEY;
+            targets.push(serving(
+                "fngate event route, apikey + rate limit",
+                &fngate,
+                secure,
+            ));
+        }
+        targets.push(serving(
+            "fngate pass-through",
+            &fngate,
+            format!("/pass{path}"),
+        ));
+        if let Some(o) = &other {
+            targets.push(serving("other fngate event route", o, path.clone()));
+        }
+        if let Some(n) = &nginx {
+            targets.push(serving("nginx proxy", n, path.clone()));
+        }
+        targets.retain(|t| wanted(t.name));
+        let shape = Shape { load, warmup, secs };
+        let mut results: Vec<Vec<Row>> = targets.iter().map(|_| Vec::new()).collect();
+        for run in 0..runs {
+            for (i, t) in targets.iter().enumerate() {
+                let row = measure(&rt, t, &shape);
+                if let Some(file) = &recording {
+                    record(file, key, run, &row);
+                }
+                results[i].push(row);
+            }
+        }
+        let spread = ratio_spread(&targets, &results);
+        let rows: Vec<Row> = results
+            .into_iter()
+            .filter(|r| !r.is_empty())
+            .map(median_by_rps)
+            .collect();
+        println!();
+        println!("### {} ({} connections)", load.name, load.conns);
+        print_rows(&rows);
+        assert!(
+            rows.iter().all(|r| r.rps > 0.0 && r.errors == 0),
+            "every target answered every request of {}",
+            load.name
         );
+        let busy = |name: &str| {
+            rows.iter()
+                .find(|r| r.name == name)
+                .map_or("-".into(), |r| {
+                    let c: Vec<String> = r.cores.iter().map(|c| format!("{c:.0}")).collect();
+                    c.join("/")
+                })
+        };
+        for (name, rps, p99) in spread {
+            if name == "fngate event route" || name == "fngate pass-through" {
+                summary.push(format!(
+                    "| {} | {name} | {rps} | {p99} | {} · {} |",
+                    load.name,
+                    busy(name),
+                    busy("nginx proxy")
+                ));
+            }
+        }
     }
     if nginx.is_none() {
         println!("(nginx is not installed: benches/load.sh installs it from Debian's packages)");
     }
-    if !spread.is_empty() {
+    if !summary.is_empty() {
         println!();
         println!("Ratios to nginx within each run (targets measured back to back), median [lowest – highest] of {runs} run(s):");
-        println!("| target | req/s vs nginx | p99 vs nginx |");
-        println!("|---|---:|---:|");
-        for line in spread {
+        println!("| shape | target | req/s vs nginx | p99 vs nginx | cores busy % (each CPU): its run / nginx's |");
+        println!("|---|---|---:|---:|---|");
+        for line in summary {
             println!("{line}");
         }
     }
@@ -589,5 +831,4 @@ fn main() {
         );
     }
     let _ = std::fs::remove_dir_all(&dir);
-    assert!(rows.iter().all(|r| r.rps > 0.0), "every target answered");
 }

@@ -18,13 +18,14 @@ pub fn request(path: &str) -> Vec<u8> {
     .into_bytes()
 }
 
-fn stub_response() -> Vec<u8> {
+/// A stub's whole response carrying `reply`.
+pub fn stub_response(reply: &[u8]) -> Vec<u8> {
     let mut r = format!(
         "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
-        REPLY.len()
+        reply.len()
     )
     .into_bytes();
-    r.extend_from_slice(REPLY);
+    r.extend_from_slice(reply);
     r
 }
 
@@ -45,7 +46,7 @@ pub fn parse_head(buf: &[u8]) -> Option<(usize, usize)> {
 
 /// Serves `REPLY` to every request on every connection (keep-alive, pipelining-safe).
 pub async fn serve_stub(listener: tokio::net::TcpListener) {
-    let response: &'static [u8] = Box::leak(stub_response().into_boxed_slice());
+    let response: &'static [u8] = Box::leak(stub_response(REPLY).into_boxed_slice());
     serve_by(listener, move |_| response).await
 }
 
@@ -54,6 +55,21 @@ pub async fn serve_stub(listener: tokio::net::TcpListener) {
 pub async fn serve_by(
     listener: tokio::net::TcpListener,
     reply: impl Fn(&[u8]) -> &'static [u8] + Copy + Send + 'static,
+) {
+    serve_with(listener, move |_, body| reply(body)).await
+}
+
+/// Serves every request with the whole response (status line on) `reply` picks for its head.
+pub async fn serve_by_head(
+    listener: tokio::net::TcpListener,
+    reply: impl Fn(&[u8]) -> &'static [u8] + Copy + Send + 'static,
+) {
+    serve_with(listener, move |head, _| reply(head)).await
+}
+
+async fn serve_with(
+    listener: tokio::net::TcpListener,
+    reply: impl Fn(&[u8], &[u8]) -> &'static [u8] + Copy + Send + 'static,
 ) {
     while let Ok((mut conn, _)) = listener.accept().await {
         let _ = conn.set_nodelay(true);
@@ -70,7 +86,7 @@ pub async fn serve_by(
                         break;
                     }
                     if conn
-                        .write_all(reply(&buf[head..head + body]))
+                        .write_all(reply(&buf[..head], &buf[head..head + body]))
                         .await
                         .is_err()
                     {
@@ -150,7 +166,8 @@ async fn one_connection(
 ) -> (u64, u64, Vec<u32>) {
     let mut latencies = Vec::with_capacity(1 << 16);
     let (mut ok, mut errors) = (0u64, 0u64);
-    let mut buf = vec![0u8; 64 * 1024];
+    // Room for the largest answer measured (the 64 KiB reply).
+    let mut buf = vec![0u8; 256 * 1024];
     'connect: while Instant::now() < end {
         let Ok(mut conn) = tokio::net::TcpStream::connect(addr).await else {
             errors += 1;
