@@ -130,7 +130,9 @@ pub fn build(req: &ApiRequest) -> Result<Vec<u8>, EventError> {
     // A `binary: base64` route always sends base64, so the function knows what it gets.
     let body_text = match req.binary {
         true => None,
-        false => Some(std::str::from_utf8(req.body).map_err(|_| EventError::UnsupportedBody)?),
+        false => {
+            Some(simdutf8::basic::from_utf8(req.body).map_err(|_| EventError::UnsupportedBody)?)
+        }
     };
     // Sized from the request so the buffer is not grown (and copied) while it is written: the
     // template, about 400 bytes of keys and punctuation, and the escaped request data.
