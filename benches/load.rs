@@ -10,7 +10,8 @@
 //! flushed every second) and nginx alike (`access_log FILE combined buffer=64k flush=1s`); off,
 //! both have none. FNGATE_BENCH_COMPARE=<path to another fngate binary> adds its event route as a
 //! further target (two builds measured in one run; a build older than `server.access_log` gets
-//! its log through RUST_LOG instead). FNGATE_BENCH_CLIENT=wrk drives the load with wrk (one
+//! its log through RUST_LOG instead; FNGATE_BENCH_COMPARE_CURRENT=1 gives it this build's
+//! configuration, for an A/B of one change). FNGATE_BENCH_CLIENT=wrk drives the load with wrk (one
 //! thread, the same request) instead of the built-in client: a second harness. Each row shows
 //! how busy every core was during its runs. FNGATE_BENCH_STUB=nginx makes the function stub an
 //! nginx answering `return 200` with the same reply. Under `cargo test` it runs a short smoke
@@ -199,7 +200,13 @@ fn threads() -> usize {
     env_or("FNGATE_BENCH_THREADS", 1usize).max(1)
 }
 
-/// `own`: the binary built from this tree (it has `server.access_log`).
+/// `FNGATE_BENCH_COMPARE_CURRENT=1`: the compared binary knows this tree's configuration (a
+/// variant of it, for an A/B of one change), so it gets the same file as this build.
+fn compare_is_current() -> bool {
+    env_or("FNGATE_BENCH_COMPARE_CURRENT", 0) == 1
+}
+
+/// `own`: the binary knows this tree's configuration (`server.access_log`, `auth:`).
 fn start_fngate(
     binary: &Path,
     dir: &Path,
@@ -681,8 +688,15 @@ fn main() {
         server_cpu,
         true,
     );
-    let other = std::env::var_os("FNGATE_BENCH_COMPARE")
-        .map(|bin| start_fngate(Path::new(&bin), &dir, stub, server_cpu, false));
+    let other = std::env::var_os("FNGATE_BENCH_COMPARE").map(|bin| {
+        start_fngate(
+            Path::new(&bin),
+            &dir,
+            stub,
+            server_cpu,
+            compare_is_current(),
+        )
+    });
     let nginx = start_nginx(&dir, stub, server_cpu);
 
     // FNGATE_BENCH_SHAPES=get,post picks shapes by key; the default is every shape.
@@ -790,7 +804,7 @@ fn main() {
                 })
         };
         for (name, rps, p99) in spread {
-            if name == "fngate event route" || name == "fngate pass-through" {
+            if name != "stub, direct" {
                 summary.push(format!(
                     "| {} | {name} | {rps} | {p99} | {} · {} |",
                     load.name,

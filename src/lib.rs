@@ -26,6 +26,7 @@ pub mod routing;
 pub mod server;
 pub mod snapshot;
 pub mod supervisor;
+pub mod swar;
 pub mod text;
 pub mod tls;
 pub mod workers;

@@ -1,6 +1,8 @@
 //! A minimal JSON writer into a byte buffer: the hot path builds events without an intermediate
 //! `serde_json::Value`.
 
+use crate::swar::{bytes_equal, controls, first, push_prefix, word};
+
 /// For each byte: 0 when it goes out as is, else the letter after the backslash (`u` for
 /// the `\u00XX` form). Only `"`, `\\` and control characters need escaping in JSON.
 static ESCAPE: [u8; 256] = {
@@ -23,21 +25,12 @@ static ESCAPE: [u8; 256] = {
 /// trick (no borrow crosses bytes, so no plain byte is flagged beside a real one).
 #[inline]
 fn escape_mask(w: u64) -> u64 {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    control_mask(w) | zero_bytes(w ^ (ONES * b'"' as u64)) | zero_bytes(w ^ (ONES * b'\\' as u64))
+    controls(w) | bytes_equal(w, b'"') | bytes_equal(w, b'\\')
 }
 
 #[inline]
 fn any_to_escape(w: u64) -> bool {
     escape_mask(w) != 0
-}
-
-/// The 8 bytes at the start of `b` (at least 8 long) as one word.
-#[inline]
-fn word(b: &[u8]) -> u64 {
-    let mut a = [0u8; 8];
-    a.copy_from_slice(&b[..8]);
-    u64::from_le_bytes(a)
 }
 
 /// Whether a string is plain (nothing to escape): a word at a time, the last word overlapping
@@ -91,14 +84,14 @@ fn push_escaped(out: &mut Vec<u8>, s: &str) {
             out.extend_from_slice(chunk);
             continue;
         }
-        if control_mask(w) == 0 {
+        if controls(w) == 0 {
             push_quoted_word(out, w, mask);
             continue;
         }
         // `from`: the first byte of the word not yet written.
         let mut from = 0;
         while mask != 0 {
-            let at = (mask.trailing_zeros() / 8) as usize;
+            let at = first(mask);
             mask &= mask - 1;
             push_prefix(out, w >> (8 * from), at - from);
             push_escape(out, (w >> (8 * at)) as u8);
@@ -128,7 +121,7 @@ fn push_quoted_word(out: &mut Vec<u8>, w: u64, mut mask: u64) {
     let dst = &mut out[len..len + 24];
     let (mut n, mut from) = (0, 0);
     while mask != 0 {
-        let at = (mask.trailing_zeros() / 8) as usize;
+        let at = first(mask);
         mask &= mask - 1;
         dst[n..n + 8].copy_from_slice(&(w >> (8 * from)).to_le_bytes());
         n += at - from;
@@ -141,29 +134,6 @@ fn push_quoted_word(out: &mut Vec<u8>, w: u64, mut mask: u64) {
         dst[n..n + 8].copy_from_slice(&(w >> (8 * from)).to_le_bytes());
         n += 8 - from;
     }
-    out.truncate(len + n);
-}
-
-/// The high bit of each byte of `w` below 0x20.
-#[inline(always)]
-fn control_mask(w: u64) -> u64 {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    zero_bytes(w & (ONES * 0xe0))
-}
-
-/// The high bit of each zero byte of `v`, exactly (no borrow crosses bytes).
-#[inline(always)]
-fn zero_bytes(v: u64) -> u64 {
-    const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
-    !(((v & LOW7).wrapping_add(LOW7)) | v | LOW7)
-}
-
-/// Appends the first `n` (at most 8) bytes of the little-endian word `w`: all 8 are stored,
-/// then the length cut back.
-#[inline(always)]
-fn push_prefix(out: &mut Vec<u8>, w: u64, n: usize) {
-    let len = out.len();
-    out.extend_from_slice(&w.to_le_bytes());
     out.truncate(len + n);
 }
 
