@@ -1,8 +1,8 @@
-//! Bytes a word (8) at a time, for the two places that copy long JSON strings: the request
-//! body escaped into the event (`event::json`) and the reply body unescaped (`contract`). A
-//! body full of quotes has an escape every few bytes, so what each escape costs decides the
-//! speed: these helpers find them with exact masks and copy the runs between them with
-//! fixed-size stores (a copy of variable length is a `memcpy` call).
+//! Bytes a word (8) at a time, for writing long JSON strings — the request body escaped into
+//! the event (`event::json`). A body full of quotes has an escape every few bytes, so what each
+//! escape costs decides the speed: these helpers find them with exact masks and copy the runs
+//! between them with fixed-size stores (a copy of variable length is a `memcpy` call). (The
+//! reply's body is decoded by serde_json: a word-at-a-time decoder measured no faster there.)
 
 /// The 8 bytes at the start of `b` (at least 8 long) as one little-endian word.
 #[inline(always)]
