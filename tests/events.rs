@@ -82,28 +82,19 @@ fn detail_format_sends_only_the_inner_object() {
     assert!(e.get("detail").is_none() && e.get("version").is_none());
 }
 
-/// Names that differ only in the middle (the same length, first and last 8 bytes, as the
+/// Also: names that differ only in the middle (the same length, first and last 8 bytes, as the
 /// gateway's fingerprint of a name sees them) are not joined; the same name in another case is.
-#[test]
-fn headers_alike_but_for_the_middle_stay_apart() {
-    let (f, g) = setup("");
-    let mut c = g.client();
-    c.send_raw(b"GET /users/1 HTTP/1.1\r\nHost: test\r\nX-Aaaaaaaa-1-Bbbbbbbb: 1\r\nX-Aaaaaaaa-2-Bbbbbbbb: 2\r\nx-aaaaaaaa-1-bbbbbbbb: 3\r\n\r\n");
-    assert_eq!(c.read_response(false).status, 200);
-    let h = detail(&f)["headers"].clone();
-    assert_eq!(h["x-aaaaaaaa-1-bbbbbbbb"], "1, 3");
-    assert_eq!(h["x-aaaaaaaa-2-bbbbbbbb"], "2");
-}
-
 #[test]
 fn headers_are_lowercased_joined_and_hop_by_hop_removed() {
     let (f, g) = setup("");
     let mut c = g.client();
-    c.send_raw(b"GET /users/1 HTTP/1.1\r\nHost: test\r\nX-Multi: a\r\nx-multi: b\r\nCookie: c=1\r\nCookie: d=2\r\nConnection: keep-alive, X-Secret-Hop\r\nX-Secret-Hop: no\r\nKeep-Alive: timeout=5\r\nTE: trailers\r\nUpgrade: foo\r\nProxy-Authorization: x\r\nX-Forwarded-For: 203.0.113.7\r\n\r\n");
+    c.send_raw(b"GET /users/1 HTTP/1.1\r\nHost: test\r\nX-Multi: a\r\nx-multi: b\r\nCookie: c=1\r\nCookie: d=2\r\nConnection: keep-alive, X-Secret-Hop\r\nX-Secret-Hop: no\r\nKeep-Alive: timeout=5\r\nTE: trailers\r\nUpgrade: foo\r\nProxy-Authorization: x\r\nX-Forwarded-For: 203.0.113.7\r\nX-Aaaaaaaa-1-Bbbbbbbb: 1\r\nX-Aaaaaaaa-2-Bbbbbbbb: 2\r\nx-aaaaaaaa-1-bbbbbbbb: 3\r\n\r\n");
     assert_eq!(c.read_response(false).status, 200);
     let h = detail(&f)["headers"].clone();
     assert_eq!(h["x-multi"], "a, b");
     assert_eq!(h["cookie"], "c=1; d=2");
+    assert_eq!(h["x-aaaaaaaa-1-bbbbbbbb"], "1, 3");
+    assert_eq!(h["x-aaaaaaaa-2-bbbbbbbb"], "2");
     assert_eq!(h["x-forwarded-for"], "203.0.113.7, 127.0.0.1");
     for gone in [
         "connection",
