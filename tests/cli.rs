@@ -33,12 +33,7 @@ const HEAD: &str = "server:\n  listen: [\"127.0.0.1:8080\"]\n";
 #[test]
 fn the_example_config_is_valid() {
     let conf = concat!(env!("CARGO_MANIFEST_DIR"), "/conf/fngate.yaml");
-    let out = fngate().args(["-c", conf, "-t"]).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    succeeded(fngate().args(["-c", conf, "-t"]));
 }
 
 #[test]
@@ -49,16 +44,11 @@ fn the_oss_example_config_is_valid_with_its_environment() {
         ("S3_ACCESS_KEY_ID", "k"),
         ("S3_SECRET_ACCESS_KEY", "s"),
     ];
-    let out = fngate()
-        .args(["-c", conf, "-t"])
-        .envs(env)
-        .env("FNGATE_OSS_TOKEN", "t")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    succeeded(
+        fngate()
+            .args(["-c", conf, "-t"])
+            .envs(env)
+            .env("FNGATE_OSS_TOKEN", "t"),
     );
     // Without the token the file says which variable is missing, and where.
     let out = fngate()

@@ -282,11 +282,7 @@ fn docker_compose_accepts_the_compose_file_and_its_services_meet() {
             return;
         }
     };
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_succeeded(&out);
     let resolved: Value = serde_saphyr::from_str(&String::from_utf8_lossy(&out.stdout)).unwrap();
     let services = &resolved["services"];
     for name in ["download-oss", "fngate", "minio", "minio-init"] {

@@ -73,16 +73,11 @@ impl Setup {
 
     /// `fngate -c FILE -s reload`, then waits for the generation to reach `expected`.
     fn signal_reload(&self, expected: u64) {
-        let out = Command::new(env!("CARGO_BIN_EXE_fngate"))
-            .arg("-c")
-            .arg(&self.conf)
-            .args(["-s", "reload"])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
+        succeeded(
+            Command::new(env!("CARGO_BIN_EXE_fngate"))
+                .arg("-c")
+                .arg(&self.conf)
+                .args(["-s", "reload"]),
         );
         let until = Instant::now() + Duration::from_secs(20);
         while self.generation() < expected {

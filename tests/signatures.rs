@@ -30,21 +30,12 @@ fn sdk_python() -> PathBuf {
 /// Runs `tests/clients/jd_signed.py` against `g`: each case's status, error code and event.
 fn sdk_client(g: &Gateway) -> Value {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients/jd_signed.py");
-    let out = std::process::Command::new(sdk_python())
-        .arg(script)
-        .args([
-            &format!("http://{}", g.addr),
-            ACCESS_KEY,
-            SECRET_KEY,
-            "cn-north-1",
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = succeeded(std::process::Command::new(sdk_python()).arg(script).args([
+        &format!("http://{}", g.addr),
+        ACCESS_KEY,
+        SECRET_KEY,
+        "cn-north-1",
+    ]));
     serde_json::from_slice(&out.stdout).unwrap()
 }
 

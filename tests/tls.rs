@@ -119,11 +119,7 @@ fn failed_and_stalled_handshakes_disturb_no_one() {
         .collect();
     let started = Instant::now();
     let out = curl(&cert, &[], &urls);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_succeeded(&out);
     assert_eq!(String::from_utf8_lossy(&out.stdout), "ok".repeat(20));
     assert!(
         started.elapsed() < Duration::from_secs(5),
@@ -219,11 +215,7 @@ fn a_reload_picks_up_a_renewed_certificate() {
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(r.json()["restartNeeded"], serde_json::json!([]));
     let out = curl(&cert, &[], &url);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_succeeded(&out);
     assert_eq!(String::from_utf8_lossy(&out.stdout), "ok");
     let out = curl(&old_ca, &[], &url);
     assert!(
@@ -266,11 +258,7 @@ fn big_bodies_cross_tls_whole() {
         ],
         &urls,
     );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_succeeded(&out);
     let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(
         text.matches("x-got: 2097152").count(),

@@ -777,3 +777,19 @@ impl Drop for FngateProcess {
         let _ = self.child.wait();
     }
 }
+
+/// Asserts that a finished command succeeded, showing what it wrote to stderr when it did not.
+pub fn assert_succeeded(out: &std::process::Output) {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Runs `cmd` to its end and asserts that it succeeded; returns what it printed.
+pub fn succeeded(cmd: &mut std::process::Command) -> std::process::Output {
+    let out = cmd.output().unwrap();
+    assert_succeeded(&out);
+    out
+}
