@@ -12,7 +12,7 @@
 
 use crate::config::Target;
 use crate::metrics::Metrics;
-use crate::oss::worker::{now_ms, AsyncDelivery};
+use crate::oss::queue::{AsyncDelivery, ReplayError};
 use crate::reload::Reloader;
 use crate::snapshot::Snapshot;
 use arc_swap::ArcSwap;
@@ -130,9 +130,8 @@ impl Admin {
     }
 
     async fn dead_letters(&self, queue: &AsyncDelivery) -> Response<Vec<u8>> {
-        let store = queue.store.clone();
-        match tokio::task::spawn_blocking(move || store.dead()).await {
-            Ok(Ok(list)) => {
+        match queue.dead().await {
+            Ok(list) => {
                 let items: Vec<_> = list
                     .into_iter()
                     .map(|(seq, d)| {
@@ -145,28 +144,19 @@ impl Admin {
                     .collect();
                 json_answer(200, json!({ "deadLetters": items }))
             }
-            Ok(Err(e)) => json_answer(503, json!({ "error": e })),
-            Err(e) => json_answer(503, json!({ "error": e.to_string() })),
+            Err(e) => json_answer(503, json!({ "error": e })),
         }
     }
 
     async fn replay(&self, queue: &AsyncDelivery, query: &str) -> Response<Vec<u8>> {
-        let only = match query.split('&').find_map(|p| p.strip_prefix("seq=")) {
-            Some(v) => match v.parse::<u64>() {
-                Ok(n) => Some(n),
-                Err(_) => return json_answer(400, json!({"error": "seq must be a number"})),
-            },
-            None => None,
-        };
-        let store = queue.store.clone();
-        match tokio::task::spawn_blocking(move || store.replay(only, now_ms())).await {
-            Ok(Ok(seqs)) => {
+        let only = query.split('&').find_map(|p| p.strip_prefix("seq="));
+        match queue.replay(only).await {
+            Ok(seqs) => {
                 tracing::info!(target: "fngate::oss", count = seqs.len(), "dead letters replayed");
-                queue.workers.wake(&seqs);
                 json_answer(200, json!({ "replayed": seqs }))
             }
-            Ok(Err(e)) => json_answer(503, json!({ "error": e })),
-            Err(e) => json_answer(503, json!({ "error": e.to_string() })),
+            Err(ReplayError::BadId(why)) => json_answer(400, json!({ "error": why })),
+            Err(ReplayError::Store(e)) => json_answer(503, json!({ "error": e })),
         }
     }
 }

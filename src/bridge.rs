@@ -10,15 +10,15 @@ use crate::oss::auth::{self, Credential};
 use crate::oss::classify::{classify, Notification};
 use crate::oss::deliver::{invoke_once, Delivery};
 use crate::oss::event;
-use crate::oss::queue::{Enqueued, Queued};
+use crate::oss::queue::{Accepted, AsyncDelivery, Queued};
 use crate::oss::records::ObjectRecord;
 use crate::oss::stats::Stats;
-use crate::oss::worker::{now_ms, AsyncDelivery};
+use crate::oss::worker::now_ms;
 use crate::snapshot::Snapshot;
 use bytes::Bytes;
 use serde_json::json;
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 /// A 2xx answer of the bridge.
 pub struct Answer {
@@ -180,11 +180,9 @@ async fn keep_unmappable(
     let Some(queue) = queue else {
         return Err(GatewayError::BadNotification(why));
     };
-    let store = queue.store.clone();
-    let body = body.to_vec();
     let reason = format!("not mappable: {why}");
-    let kept = blocking(move || store.dead_letter_body(&body, &reason, now_ms())).await?;
-    let Some(seq) = kept else {
+    let kept = queue.dead_letter_body(body.to_vec(), reason).await;
+    let Some(seq) = kept.map_err(unavailable)? else {
         Stats::add(&stats.dead_letters_full, 1);
         return Err(GatewayError::DeadLettersFull);
     };
@@ -202,8 +200,8 @@ async fn store(
     stats: &Stats,
 ) -> Result<serde_json::Value, GatewayError> {
     let bridge = snap.config.oss_bridge.as_ref();
-    let (window, capacity) = bridge.map_or((0, usize::MAX), |b| {
-        (b.dedup_window.as_millis() as u64, b.queue_capacity)
+    let (window, capacity) = bridge.map_or((Duration::ZERO, usize::MAX), |b| {
+        (b.dedup_window, b.queue_capacity)
     });
     let now = now_ms();
     let entries: Vec<Queued> = deliveries
@@ -218,34 +216,29 @@ async fn store(
             last_error: String::new(),
         })
         .collect();
-    let store = queue.store.clone();
-    match blocking(move || store.enqueue(entries, window, capacity, now)).await? {
-        Enqueued::Full => {
+    match queue
+        .enqueue(entries, window, capacity)
+        .await
+        .map_err(unavailable)?
+    {
+        Accepted::Full => {
             tracing::warn!(target: "fngate::oss", capacity, "queue full: notification refused");
             Err(GatewayError::QueueFull { retry_after: 5 })
         }
-        Enqueued::Stored { seqs, duplicates } => {
+        Accepted::Stored { queued, duplicates } => {
             Stats::add(&stats.duplicates, duplicates as u64);
             if duplicates > 0 {
                 tracing::info!(target: "fngate::oss", duplicates, "already accepted within dedup_window; not queued again");
             }
-            queue.workers.wake(&seqs);
-            Ok(json!({"queued": seqs.len(), "duplicates": duplicates}))
+            Ok(json!({"queued": queued, "duplicates": duplicates}))
         }
     }
 }
 
-async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, String> + Send + 'static,
-) -> Result<T, GatewayError> {
-    match tokio::task::spawn_blocking(f).await {
-        Ok(Ok(v)) => Ok(v),
-        Ok(Err(e)) => {
-            tracing::error!(target: "fngate::oss", "{e}");
-            Err(GatewayError::QueueUnavailable(e))
-        }
-        Err(e) => Err(GatewayError::QueueUnavailable(e.to_string())),
-    }
+/// The store could not take the events (a disk, or Redis, away): 503, the sender retries.
+fn unavailable(e: String) -> GatewayError {
+    tracing::error!(target: "fngate::oss", "{e}");
+    GatewayError::QueueUnavailable(e)
 }
 
 /// Each record against every trigger; unmappable records are logged with the reason.

@@ -6,8 +6,8 @@
 //! (a histogram takes its own uncontended mutex). Series live as long as the process, across
 //! reloads, as Prometheus expects of counters.
 
+use crate::oss::queue::AsyncDelivery;
 use crate::oss::stats::Stats;
-use crate::oss::worker::AsyncDelivery;
 use http::Method;
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
@@ -238,12 +238,12 @@ impl Collector for OssCollector {
             counter.encode(metric)?;
         }
         if let Some(q) = self.queue.get() {
-            let dead = q.store.dead().map_or(0, |d| d.len());
+            let (pending, dead) = q.depths();
             let gauges = [
                 (
                     "oss_queue_pending",
                     "OSS events waiting for delivery",
-                    q.store.pending_count(),
+                    pending,
                 ),
                 (
                     "oss_dead_letters",

@@ -216,7 +216,7 @@ fn keep_running_values(running: &Config, new: &mut Config) -> Vec<&'static str> 
             n,
             [
                 delivery,
-                queue_dir,
+                queue,
                 max_attempts,
                 max_event_age,
                 workers,

@@ -9,23 +9,21 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use support::oss::*;
 use support::*;
 
-const TOKEN: &str = "async-token-0123456789";
-
-fn queue_dir() -> std::path::PathBuf {
-    std::env::temp_dir().join(format!("fngate-oss-queue-{}", uuid::Uuid::new_v4()))
-}
-
 /// `bridge_extra` goes under `oss_bridge:`; returns the gateway and its admin address.
-fn gateway(function_url: &str, bridge_extra: &str) -> (Gateway, std::net::SocketAddr) {
+fn gateway(
+    store: &Store,
+    function_url: &str,
+    bridge_extra: &str,
+) -> (Gateway, std::net::SocketAddr) {
     let admin_port = free_port();
-    let dir = queue_dir();
     let g = Gateway::start_with_server(
         &format!("  admin_listen: \"127.0.0.1:{admin_port}\"\n"),
         &format!(
-            "functions:\n  fn:\n    endpoints: [\"{function_url}\"]\n    timeout: 1s\n  fast:\n    endpoints: [\"{function_url}\"]\napis:\n  - id: a\n    routes:\n      - path: /api/{{x}}\n        function: fast\n        timeout: 5s\ntriggers:\n  oss:\n    - name: t\n      function: fn\n      bucket: b\n      triggerConfig:\n        events: s3:ObjectCreated:*\noss_bridge:\n  path: /oss/notify\n  token: {TOKEN}\n  delivery: async\n  queue_dir: {}\n{bridge_extra}",
-            dir.display()
+            "functions:\n  fn:\n    endpoints: [\"{function_url}\"]\n    timeout: 1s\n  fast:\n    endpoints: [\"{function_url}\"]\napis:\n  - id: a\n    routes:\n      - path: /api/{{x}}\n        function: fast\n        timeout: 5s\ntriggers:\n  oss:\n    - name: t\n      function: fn\n      bucket: b\n      triggerConfig:\n        events: s3:ObjectCreated:*\noss_bridge:\n  path: /oss/notify\n  token: {TOKEN}\n  delivery: async\n{}{bridge_extra}",
+            store.yaml()
         ),
     );
     let admin = format!("127.0.0.1:{admin_port}").parse().unwrap();
@@ -48,54 +46,9 @@ fn process_cpu() -> Duration {
     Duration::from_millis(ticks * 1000 / hz)
 }
 
-fn notification(key: &str) -> String {
-    json!({"Records": [{"eventVersion": "2.1", "eventSource": "aws:s3", "eventName": "ObjectCreated:Put",
-        "eventTime": "2026-11-21T10:00:00.000Z", "responseElements": {"x-amz-request-id": "R1"},
-        "s3": {"bucket": {"name": "b"}, "object": {"key": key, "size": 3, "eTag": "e"}}}]})
-    .to_string()
-}
-
-fn post(addr: std::net::SocketAddr, body: &str) -> Response {
-    let auth = format!("Bearer {TOKEN}");
-    Client::connect(addr).request(
-        "POST",
-        "/oss/notify",
-        &[("Authorization", &auth)],
-        body.as_bytes(),
-    )
-}
-
-fn key_of(r: &Recorded) -> String {
-    r.json()["Records"][0]["detail"]["s3"]["object"]["key"]
-        .as_str()
-        .unwrap_or("")
-        .to_owned()
-}
-
-fn wait_until(what: &str, within: Duration, mut done: impl FnMut() -> bool) {
-    let until = Instant::now() + within;
-    while !done() {
-        assert!(Instant::now() < until, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-fn admin_get(admin: std::net::SocketAddr, path: &str) -> Response {
-    Client::connect(admin).get(path)
-}
-
-fn metric(admin: std::net::SocketAddr, name: &str) -> u64 {
-    let text = admin_get(admin, "/metrics").text();
-    text.lines()
-        .find_map(|l| l.strip_prefix(&format!("{name} ")))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| panic!("no {name} in {text}"))
-}
-
-#[test]
-fn events_are_stored_then_delivered_and_duplicates_are_delivered_once() {
+fn events_are_stored_then_delivered_and_duplicates_are_delivered_once(store: &Store) {
     let f = FakeFunction::replying(json!("ok"));
-    let (g, admin) = gateway(&f.url(), "");
+    let (g, admin) = gateway(store, &f.url(), "");
     let r = post(g.addr, &notification("a.txt"));
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(
@@ -110,12 +63,13 @@ fn events_are_stored_then_delivered_and_duplicates_are_delivered_once() {
     assert_eq!(f.events().len(), 1);
     assert_eq!(metric(admin, "fngate_oss_delivered_total"), 1);
     assert_eq!(metric(admin, "fngate_oss_duplicates_total"), 1);
-    assert_eq!(metric(admin, "fngate_oss_queue_pending"), 0);
+    wait_until("an empty queue", Duration::from_secs(3), || {
+        metric(admin, "fngate_oss_queue_pending") == 0
+    });
     assert_eq!(admin_get(admin, "/healthz").status, 200);
 }
 
-#[test]
-fn failures_are_retried_then_dead_lettered_and_replay_delivers_them() {
+fn failures_are_retried_then_dead_lettered_and_replay_delivers_them(store: &Store) {
     let healthy = Arc::new(AtomicBool::new(false));
     let h = healthy.clone();
     let f = FakeFunction::start(move |_| match h.load(Ordering::SeqCst) {
@@ -125,7 +79,11 @@ fn failures_are_retried_then_dead_lettered_and_replay_delivers_them() {
             ..Scripted::json(json!({"errorType": "OSError", "errorMessage": "disk full"}))
         },
     });
-    let (g, admin) = gateway(&f.url(), "  max_attempts: 3\n  retry_backoff: 50ms\n");
+    let (g, admin) = gateway(
+        store,
+        &f.url(),
+        "  max_attempts: 3\n  retry_backoff: 50ms\n",
+    );
     let started = Instant::now();
     assert_eq!(post(g.addr, &notification("fail.txt")).status, 200);
     wait_until("the dead letter", Duration::from_secs(5), || {
@@ -191,10 +149,10 @@ fn failures_are_retried_then_dead_lettered_and_replay_delivers_them() {
     });
 }
 
-#[test]
-fn events_older_than_max_event_age_are_given_up() {
+fn events_older_than_max_event_age_are_given_up(store: &Store) {
     let port = free_port(); // nothing listens: every attempt fails at once
     let (g, admin) = gateway(
+        store,
         &format!("http://127.0.0.1:{port}/"),
         "  max_attempts: 1000\n  retry_backoff: 20ms\n  max_event_age: 300ms\n",
     );
@@ -212,8 +170,7 @@ fn events_older_than_max_event_age_are_given_up() {
     );
 }
 
-#[test]
-fn a_full_queue_answers_503_with_retry_after_and_api_routes_keep_serving() {
+fn a_full_queue_answers_503_with_retry_after_and_api_routes_keep_serving(store: &Store) {
     // The function holds every event for 3 s: the queue fills while workers wait on it.
     let f = FakeFunction::start(|r| {
         let slow = r.path == "/invoke" && r.json().get("Records").is_some();
@@ -222,7 +179,7 @@ fn a_full_queue_answers_503_with_retry_after_and_api_routes_keep_serving() {
             ..Scripted::json(json!({"statusCode": 200, "body": "api"}))
         }
     });
-    let (g, _admin) = gateway(&f.url(), "  queue_capacity: 3\n  workers: 1\n");
+    let (g, _admin) = gateway(store, &f.url(), "  queue_capacity: 3\n  workers: 1\n");
     for i in 0..3 {
         assert_eq!(post(g.addr, &notification(&format!("k{i}"))).status, 200);
     }
@@ -251,10 +208,9 @@ fn a_full_queue_answers_503_with_retry_after_and_api_routes_keep_serving() {
     );
 }
 
-#[test]
-fn unmappable_notifications_are_kept_as_dead_letters_and_acknowledged() {
+fn unmappable_notifications_are_kept_as_dead_letters_and_acknowledged(store: &Store) {
     let f = FakeFunction::replying(json!("ok"));
-    let (g, admin) = gateway(&f.url(), "");
+    let (g, admin) = gateway(store, &f.url(), "");
     let r = post(g.addr, "this is not a notification");
     assert_eq!(r.status, 202, "{}", r.text());
     let list = admin_get(admin, "/oss/dead-letters").json();
@@ -269,10 +225,9 @@ fn unmappable_notifications_are_kept_as_dead_letters_and_acknowledged() {
     assert!(f.events().is_empty());
 }
 
-#[test]
-fn a_full_dead_letter_store_refuses_unmappable_bodies_with_503() {
+fn a_full_dead_letter_store_refuses_unmappable_bodies_with_503(store: &Store) {
     let f = FakeFunction::replying(json!("ok"));
-    let (g, admin) = gateway(&f.url(), "  dead_letter_capacity: 2\n");
+    let (g, admin) = gateway(store, &f.url(), "  dead_letter_capacity: 2\n");
     for i in 0..2 {
         assert_eq!(post(g.addr, &format!("junk {i}")).status, 202);
     }
@@ -288,6 +243,33 @@ fn a_full_dead_letter_store_refuses_unmappable_bodies_with_503() {
     assert_eq!(list["deadLetters"].as_array().unwrap().len(), 2);
     assert_eq!(metric(admin, "fngate_oss_dead_letters_full_total"), 1);
 }
+
+/// Each behaviour above, once with the local redb store and once with a Redis stream.
+macro_rules! on_each_store {
+    ($($name:ident),* $(,)?) => {
+        mod redb {
+            $(#[test]
+            fn $name() {
+                super::$name(&super::Store::redb());
+            })*
+        }
+        mod redis {
+            $(#[test]
+            fn $name() {
+                super::$name(&super::Store::redis());
+            })*
+        }
+    };
+}
+
+on_each_store!(
+    events_are_stored_then_delivered_and_duplicates_are_delivered_once,
+    failures_are_retried_then_dead_lettered_and_replay_delivers_them,
+    events_older_than_max_event_age_are_given_up,
+    a_full_queue_answers_503_with_retry_after_and_api_routes_keep_serving,
+    unmappable_notifications_are_kept_as_dead_letters_and_acknowledged,
+    a_full_dead_letter_store_refuses_unmappable_bodies_with_503
+);
 
 /// The binary, async delivery into a queue_dir, to a function on `function_port`.
 fn start_binary(
@@ -351,23 +333,6 @@ fn accepted_events_survive_kill_9_and_are_all_delivered_after_restart() {
     let body: Value = calls[0].json();
     assert_eq!(body["Records"][0]["detail"]["s3"]["bucket"]["name"], "b");
     let _ = std::fs::remove_dir_all(dir);
-}
-
-/// One POST of `body` as a sender would make it; `None` when the gateway is not there or the
-/// connection broke before an answer (the sender then tries again, as S3 and MinIO do).
-fn try_post(addr: std::net::SocketAddr, body: &str) -> Option<u16> {
-    use std::io::{Read, Write};
-    let mut c = std::net::TcpStream::connect(addr).ok()?;
-    c.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    let head = format!(
-        "POST /oss/notify HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    );
-    c.write_all(head.as_bytes()).ok()?;
-    c.write_all(body.as_bytes()).ok()?;
-    let mut answer = Vec::new();
-    c.read_to_end(&mut answer).ok()?;
-    std::str::from_utf8(answer.get(9..12)?).ok()?.parse().ok()
 }
 
 #[test]

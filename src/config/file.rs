@@ -278,13 +278,30 @@ pub struct KeyFilterFile {
     pub suffix: Option<Spanned<Text>>,
 }
 
+/// `oss_bridge.queue`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QueueFile {
+    pub kind: Spanned<Text>,
+    /// redb: the directory of `queue.redb`.
+    pub dir: Option<Spanned<Text>>,
+    /// redis: `redis://host:port[/db]`.
+    pub url: Option<Spanned<Text>>,
+    pub stream: Option<Spanned<Text>>,
+    pub group: Option<Spanned<Text>>,
+    pub consumer: Option<Spanned<Text>>,
+    pub visibility_timeout: Option<Dur>,
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OssBridgeFile {
     pub path: Spanned<Text>,
     pub token: Spanned<Text>,
     pub delivery: Option<Spanned<Text>>,
+    /// Shorthand for `queue: {kind: redb, dir: ...}`.
     pub queue_dir: Option<Spanned<Text>>,
+    pub queue: Option<Spanned<QueueFile>>,
     pub max_attempts: Option<Spanned<Scalar<u32>>>,
     pub max_event_age: Option<Dur>,
     pub verify_sns_signatures: Option<Spanned<Scalar<bool>>>,

@@ -4,6 +4,7 @@
 mod access;
 pub mod command;
 mod file;
+mod queue;
 pub mod trigger;
 mod validate;
 pub mod value;
@@ -147,7 +148,8 @@ pub struct OssBridge {
     pub path: String,
     pub token: Secret,
     pub delivery: Delivery,
-    pub queue_dir: Option<PathBuf>,
+    /// Where `delivery: async` keeps accepted events; `None` only with `delivery: sync`.
+    pub queue: Option<QueueSettings>,
     pub max_attempts: u32,
     pub max_event_age: Duration,
     pub confirm_subscriptions: bool,
@@ -159,6 +161,29 @@ pub struct OssBridge {
     pub workers: usize,
     pub dedup_window: Duration,
     pub retry_backoff: Duration,
+}
+
+/// `oss_bridge.queue`: where accepted events wait for delivery.
+#[derive(Debug, Clone, PartialEq)]
+pub enum QueueSettings {
+    /// An embedded redb file, `dir/queue.redb`: one gateway's own queue (the default).
+    Redb { dir: PathBuf },
+    /// A Redis stream that every gateway of one consumer group delivers from (docs/scaling.md).
+    Redis(RedisQueue),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct RedisQueue {
+    /// `redis://[user:password@]host:port[/db]`: a credential, never printed.
+    pub url: Secret,
+    /// The stream's key; its retries, dead letters and seen ids use keys beginning with it.
+    pub stream: String,
+    pub group: String,
+    /// This gateway's name in the group; unique per process unless set.
+    pub consumer: Option<String>,
+    /// How long an event may stay with a consumer that stopped renewing it before another
+    /// gateway takes it over.
+    pub visibility_timeout: Duration,
 }
 
 /// A credential: never printed, not even by `Debug`.

@@ -250,10 +250,7 @@ pub(super) fn bridge(
             Delivery::Sync
         }
     };
-    let queue_dir = b.queue_dir.as_ref().map(|d| base_dir.join(&d.value.0));
-    if delivery == Delivery::Async && queue_dir.is_none() {
-        problems.push(at_span(&b.path, "oss_bridge: delivery async needs queue_dir (where accepted events are kept until delivered)"));
-    }
+    let queue = super::queue::queue(b, delivery, base_dir, problems);
     if let Some(v) = b.verify_sns_signatures.as_ref().filter(|v| v.value.0) {
         problems.push(at_span(v, "oss_bridge.verify_sns_signatures: checking needs AWS's signing certificates, which this build cannot fetch yet; leave it false and keep the bridge token secret"));
     }
@@ -294,7 +291,7 @@ pub(super) fn bridge(
         path,
         token: Secret(b.token.value.0.clone()),
         delivery,
-        queue_dir,
+        queue,
         max_attempts,
         max_event_age: b
             .max_event_age

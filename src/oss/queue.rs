@@ -1,22 +1,21 @@
-//! The durable store of `delivery: async` (docs/oss-bridge.md): accepted events wait here until delivered,
-//! failed ones are dead-lettered, and recently accepted ids are remembered to drop duplicates.
-//!
-//! redb (an embedded, crash-safe B-tree store) rather than a hand-written log: a commit returns
-//! only after fsync, a `kill -9` leaves exactly the last committed state, and updates (attempt
-//! counts, moves to the dead-letter table) are transactions, not log compaction to get right.
-//! Every method blocks on disk; async callers run them on the blocking pool.
+//! `delivery: async` as the bridge and the admin endpoint see it, whichever store holds the
+//! events: the local redb file (`oss::local` + `oss::worker`, one gateway) or a Redis stream
+//! shared by several gateways (`oss::streams` + `oss::consumer`, docs/scaling.md). Each runs its
+//! delivery on a thread of its own, so that the bridge never takes time from API routes.
 
-use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
+use super::consumer::Consumer;
+use super::local::{self, Store};
+use super::stats::Stats;
+use super::streams::Streams;
+use super::worker::{now_ms, Workers};
+use crate::config::{OssBridge, QueueSettings};
+use crate::metrics::PoolMetrics;
+use crate::snapshot::Snapshot;
+use arc_swap::ArcSwap;
 use serde::{Deserialize, Serialize};
-use std::path::Path;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-
-/// Sequence number → [`Queued`] (JSON).
-const PENDING: TableDefinition<u64, &[u8]> = TableDefinition::new("pending");
-/// Sequence number → [`Dead`] (JSON).
-const DEAD: TableDefinition<u64, &[u8]> = TableDefinition::new("dead");
-/// Event id → when it was accepted (Unix ms).
-const SEEN: TableDefinition<&str, u64> = TableDefinition::new("seen");
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
 
 /// One accepted event.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -42,380 +41,261 @@ pub struct Dead {
     pub dead_ms: u64,
 }
 
+/// What storing a notification's events came to.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Enqueued {
-    /// Stored (with their sequence numbers); `duplicates` were accepted before, within the window.
-    Stored { seqs: Vec<u64>, duplicates: usize },
-    /// Storing them would pass the capacity.
+pub enum Accepted {
+    /// Stored; `duplicates` were accepted before, within the dedup window.
+    Stored { queued: usize, duplicates: usize },
+    /// Storing them would pass `queue_capacity`.
     Full,
 }
 
-pub struct Store {
-    db: Database,
-    next_seq: AtomicU64,
-    pending: AtomicUsize,
-    /// Rows in the dead-letter table, bounded by `dead_capacity`.
-    dead: AtomicUsize,
-    dead_capacity: usize,
+/// A replay request the store cannot take (an id of the wrong form).
+pub enum ReplayError {
+    BadId(String),
+    Store(String),
 }
 
-fn fail<E: std::fmt::Display>(e: E) -> String {
-    format!("the OSS queue store failed: {e}")
+pub struct AsyncDelivery {
+    backend: Backend,
 }
 
-impl Store {
-    /// Opens (or creates) `dir/queue.redb`; after a crash redb recovers the last commit. At
-    /// most `dead_capacity` dead letters are kept.
-    pub fn open(dir: &Path, dead_capacity: usize) -> Result<Store, String> {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| format!("cannot create queue_dir {}: {e}", dir.display()))?;
-        let path = dir.join("queue.redb");
-        let db = Database::create(&path)
-            .map_err(|e| format!("cannot open the OSS queue {}: {e}", path.display()))?;
-        let tx = db.begin_write().map_err(fail)?;
-        let (last, pending, dead) = {
-            let pending = tx.open_table(PENDING).map_err(fail)?;
-            let dead = tx.open_table(DEAD).map_err(fail)?;
-            tx.open_table(SEEN).map_err(fail)?;
-            let last_of = |t: &redb::Table<u64, &[u8]>| -> Result<u64, String> {
-                Ok(t.last().map_err(fail)?.map_or(0, |(k, _)| k.value()))
-            };
-            let last = last_of(&pending)?.max(last_of(&dead)?);
-            let count = |t: &redb::Table<u64, &[u8]>| t.len().map_err(fail);
-            (last, count(&pending)? as usize, count(&dead)? as usize)
+enum Backend {
+    Local {
+        store: Arc<Store>,
+        workers: Workers,
+    },
+    Streams {
+        streams: Arc<Streams>,
+        runner: Runner,
+    },
+}
+
+impl AsyncDelivery {
+    /// Opens the configured store and starts the delivery, which resumes what is pending.
+    pub fn start(
+        bridge: &OssBridge,
+        state: Arc<ArcSwap<Snapshot>>,
+        stats: Arc<Stats>,
+        pool: PoolMetrics,
+    ) -> Result<AsyncDelivery, String> {
+        let backend = match &bridge.queue {
+            None => return Err("oss_bridge: delivery async needs a queue".into()),
+            Some(QueueSettings::Redb { dir }) => {
+                let store = Arc::new(Store::open(dir, bridge.dead_letter_capacity)?);
+                let workers = Workers::start(store.clone(), state, stats, bridge.clone(), pool)?;
+                Backend::Local { store, workers }
+            }
+            Some(QueueSettings::Redis(settings)) => {
+                let runner = Runner::start("fngate-oss-streams")?;
+                let consumer = {
+                    let _on = runner.enter();
+                    Consumer::new(settings, bridge.clone(), state, stats, pool)?
+                };
+                let streams = consumer.streams.clone();
+                runner.spawn(consumer.run());
+                Backend::Streams { streams, runner }
+            }
         };
-        tx.commit().map_err(fail)?;
-        Ok(Store {
-            db,
-            next_seq: AtomicU64::new(last + 1),
-            pending: AtomicUsize::new(pending),
-            dead: AtomicUsize::new(dead),
-            dead_capacity,
-        })
+        Ok(AsyncDelivery { backend })
     }
 
-    pub fn pending_count(&self) -> usize {
-        self.pending.load(Ordering::Relaxed)
-    }
-
-    /// Stores `events` in one durable commit, skipping ids accepted less than `window_ms` ago.
-    pub fn enqueue(
+    /// Stores the events (durably, before the answer), skipping ids accepted within `window`.
+    pub async fn enqueue(
         &self,
         events: Vec<Queued>,
-        window_ms: u64,
+        window: Duration,
         capacity: usize,
-        now_ms: u64,
-    ) -> Result<Enqueued, String> {
-        if self.pending_count() + events.len() > capacity {
-            return Ok(Enqueued::Full);
-        }
-        let tx = self.db.begin_write().map_err(fail)?;
-        let mut seqs = Vec::with_capacity(events.len());
-        let mut duplicates = 0;
-        {
-            let mut pending = tx.open_table(PENDING).map_err(fail)?;
-            let mut seen = tx.open_table(SEEN).map_err(fail)?;
-            for e in events {
-                let before = seen.get(e.id.as_str()).map_err(fail)?.map(|v| v.value());
-                if before.is_some_and(|at| now_ms.saturating_sub(at) < window_ms) {
-                    duplicates += 1;
-                    continue;
+    ) -> Result<Accepted, String> {
+        let window_ms = window.as_millis() as u64;
+        match &self.backend {
+            Backend::Local { store, workers } => {
+                let store = store.clone();
+                let now = now_ms();
+                match blocking(move || store.enqueue(events, window_ms, capacity, now)).await? {
+                    local::Enqueued::Full => Ok(Accepted::Full),
+                    local::Enqueued::Stored { seqs, duplicates } => {
+                        workers.wake(&seqs);
+                        Ok(Accepted::Stored {
+                            queued: seqs.len(),
+                            duplicates,
+                        })
+                    }
                 }
-                seen.insert(e.id.as_str(), now_ms).map_err(fail)?;
-                let seq = self.next_seq.fetch_add(1, Ordering::Relaxed);
-                let json = serde_json::to_vec(&e).map_err(fail)?;
-                pending.insert(seq, json.as_slice()).map_err(fail)?;
-                seqs.push(seq);
+            }
+            Backend::Streams { streams, runner } => {
+                let s = streams.clone();
+                runner
+                    .run(async move { s.enqueue(&events, window_ms, capacity).await })
+                    .await
             }
         }
-        tx.commit().map_err(fail)?;
-        self.pending.fetch_add(seqs.len(), Ordering::Relaxed);
-        Ok(Enqueued::Stored { seqs, duplicates })
     }
 
-    /// Every pending sequence number, oldest first.
-    pub fn pending_seqs(&self) -> Result<Vec<u64>, String> {
-        let tx = self.db.begin_read().map_err(fail)?;
-        let table = tx.open_table(PENDING).map_err(fail)?;
-        let mut out = Vec::new();
-        for row in table.iter().map_err(fail)? {
-            out.push(row.map_err(fail)?.0.value());
-        }
-        Ok(out)
-    }
-
-    pub fn get(&self, seq: u64) -> Result<Option<Queued>, String> {
-        let tx = self.db.begin_read().map_err(fail)?;
-        let table = tx.open_table(PENDING).map_err(fail)?;
-        let row = table.get(seq).map_err(fail)?;
-        row.map(|v| serde_json::from_slice(v.value()).map_err(fail))
-            .transpose()
-    }
-
-    /// The event was delivered: forget it.
-    pub fn delivered(&self, seq: u64) -> Result<(), String> {
-        let tx = self.db.begin_write().map_err(fail)?;
-        let removed = tx
-            .open_table(PENDING)
-            .map_err(fail)?
-            .remove(seq)
-            .map_err(fail)?
-            .is_some();
-        tx.commit().map_err(fail)?;
-        if removed {
-            self.pending.fetch_sub(1, Ordering::Relaxed);
-        }
-        Ok(())
-    }
-
-    /// Records a failed attempt that will be retried.
-    pub fn update(&self, seq: u64, entry: &Queued) -> Result<(), String> {
-        let tx = self.db.begin_write().map_err(fail)?;
-        let json = serde_json::to_vec(entry).map_err(fail)?;
-        tx.open_table(PENDING)
-            .map_err(fail)?
-            .insert(seq, json.as_slice())
-            .map_err(fail)?;
-        tx.commit().map_err(fail)
-    }
-
-    /// Whether the dead-letter table holds its capacity.
-    pub fn dead_full(&self) -> bool {
-        self.dead.load(Ordering::Relaxed) >= self.dead_capacity
-    }
-
-    /// Moves a pending event to the dead-letter table; `Ok(false)` (and it stays pending) when
-    /// the table is full.
-    pub fn dead_letter(
+    /// Keeps a notification that could not be mapped; `None` when the dead letters are full.
+    pub async fn dead_letter_body(
         &self,
-        seq: u64,
-        entry: Queued,
-        reason: &str,
-        now_ms: u64,
-    ) -> Result<bool, String> {
-        if self.dead_full() {
-            return Ok(false);
-        }
+        body: Vec<u8>,
+        reason: String,
+    ) -> Result<Option<serde_json::Value>, String> {
         let dead = Dead {
-            entry,
-            reason: reason.to_owned(),
-            dead_ms: now_ms,
+            entry: Queued {
+                id: uuid::Uuid::new_v4().to_string(),
+                trigger: String::new(),
+                function: String::new(),
+                event: String::from_utf8_lossy(&body).into_owned(),
+                attempts: 0,
+                accepted_ms: now_ms(),
+                last_error: String::new(),
+            },
+            reason,
+            dead_ms: now_ms(),
         };
-        let json = serde_json::to_vec(&dead).map_err(fail)?;
-        let tx = self.db.begin_write().map_err(fail)?;
-        let removed = {
-            tx.open_table(DEAD)
-                .map_err(fail)?
-                .insert(seq, json.as_slice())
-                .map_err(fail)?;
-            let mut pending = tx.open_table(PENDING).map_err(fail)?;
-            let removed = pending.remove(seq).map_err(fail)?.is_some();
-            removed
-        };
-        tx.commit().map_err(fail)?;
-        self.dead.fetch_add(1, Ordering::Relaxed);
-        if removed {
-            self.pending.fetch_sub(1, Ordering::Relaxed);
-        }
-        Ok(true)
-    }
-
-    /// Keeps a notification that could not be mapped, so that nothing is lost; `Ok(None)` when
-    /// the dead-letter table is full (the sender is told to retry).
-    pub fn dead_letter_body(
-        &self,
-        body: &[u8],
-        reason: &str,
-        now_ms: u64,
-    ) -> Result<Option<u64>, String> {
-        if self.dead_full() {
-            return Ok(None);
-        }
-        let entry = Queued {
-            id: uuid::Uuid::new_v4().to_string(),
-            trigger: String::new(),
-            function: String::new(),
-            event: String::from_utf8_lossy(body).into_owned(),
-            attempts: 0,
-            accepted_ms: now_ms,
-            last_error: String::new(),
-        };
-        let seq = self.next_seq.fetch_add(1, Ordering::Relaxed);
-        let json = serde_json::to_vec(&Dead {
-            entry,
-            reason: reason.to_owned(),
-            dead_ms: now_ms,
-        })
-        .map_err(fail)?;
-        let tx = self.db.begin_write().map_err(fail)?;
-        tx.open_table(DEAD)
-            .map_err(fail)?
-            .insert(seq, json.as_slice())
-            .map_err(fail)?;
-        tx.commit().map_err(fail)?;
-        self.dead.fetch_add(1, Ordering::Relaxed);
-        Ok(Some(seq))
-    }
-
-    pub fn dead(&self) -> Result<Vec<(u64, Dead)>, String> {
-        let tx = self.db.begin_read().map_err(fail)?;
-        let table = tx.open_table(DEAD).map_err(fail)?;
-        let mut out = Vec::new();
-        for row in table.iter().map_err(fail)? {
-            let (k, v) = row.map_err(fail)?;
-            out.push((k.value(), serde_json::from_slice(v.value()).map_err(fail)?));
-        }
-        Ok(out)
-    }
-
-    /// Moves dead-lettered events (all, or the one with sequence `only`) back to pending with
-    /// a fresh attempt count and age. Unmapped notifications stay: there is nothing to invoke.
-    pub fn replay(&self, only: Option<u64>, now_ms: u64) -> Result<Vec<u64>, String> {
-        let dead = self.dead()?;
-        let tx = self.db.begin_write().map_err(fail)?;
-        let mut seqs = Vec::new();
-        {
-            let mut dead_table = tx.open_table(DEAD).map_err(fail)?;
-            let mut pending = tx.open_table(PENDING).map_err(fail)?;
-            for (seq, d) in dead {
-                if only.is_some_and(|o| o != seq) || d.entry.function.is_empty() {
-                    continue;
-                }
-                let entry = Queued {
-                    attempts: 0,
-                    accepted_ms: now_ms,
-                    ..d.entry
-                };
-                let json = serde_json::to_vec(&entry).map_err(fail)?;
-                dead_table.remove(seq).map_err(fail)?;
-                pending.insert(seq, json.as_slice()).map_err(fail)?;
-                seqs.push(seq);
+        match &self.backend {
+            Backend::Local { store, .. } => {
+                let store = store.clone();
+                Ok(blocking(move || store.dead_letter_body(dead))
+                    .await?
+                    .map(serde_json::Value::from))
+            }
+            Backend::Streams { streams, runner } => {
+                let s = streams.clone();
+                let id = runner.run(async move { s.dead_letter(None, &dead).await });
+                Ok(id.await?.map(serde_json::Value::from))
             }
         }
-        tx.commit().map_err(fail)?;
-        self.pending.fetch_add(seqs.len(), Ordering::Relaxed);
-        self.dead.fetch_sub(seqs.len(), Ordering::Relaxed);
-        Ok(seqs)
     }
 
-    /// Forgets ids accepted before `cutoff_ms`; they are no longer duplicates.
-    pub fn prune_seen(&self, cutoff_ms: u64) -> Result<usize, String> {
-        let tx = self.db.begin_write().map_err(fail)?;
-        let removed = {
-            let mut seen = tx.open_table(SEEN).map_err(fail)?;
-            let before = seen.len().map_err(fail)?;
-            seen.retain(|_, at| at >= cutoff_ms).map_err(fail)?;
-            (before - seen.len().map_err(fail)?) as usize
-        };
-        tx.commit().map_err(fail)?;
-        Ok(removed)
+    /// Every dead letter with its id (a number in redb, a stream id in Redis), oldest first.
+    pub async fn dead(&self) -> Result<Vec<(serde_json::Value, Dead)>, String> {
+        match &self.backend {
+            Backend::Local { store, .. } => {
+                let store = store.clone();
+                let list = blocking(move || store.dead()).await?;
+                Ok(list.into_iter().map(|(k, d)| (k.into(), d)).collect())
+            }
+            Backend::Streams { streams, runner } => {
+                let s = streams.clone();
+                let list = runner.run(async move { s.dead().await }).await?;
+                Ok(list.into_iter().map(|(k, d)| (k.into(), d)).collect())
+            }
+        }
+    }
+
+    /// Moves dead letters (all, or the one with id `only`) back for delivery, with a fresh
+    /// attempt count and age; returns their ids.
+    pub async fn replay(&self, only: Option<&str>) -> Result<Vec<serde_json::Value>, ReplayError> {
+        match &self.backend {
+            Backend::Local { store, workers } => {
+                let only = match only.map(str::parse::<u64>) {
+                    Some(Err(_)) => return Err(ReplayError::BadId("seq must be a number".into())),
+                    Some(Ok(n)) => Some(n),
+                    None => None,
+                };
+                let store = store.clone();
+                let seqs = blocking(move || store.replay(only, now_ms()))
+                    .await
+                    .map_err(ReplayError::Store)?;
+                workers.wake(&seqs);
+                Ok(seqs.into_iter().map(Into::into).collect())
+            }
+            Backend::Streams { streams, runner } => {
+                if let Some(id) = only.filter(|id| !super::streams::is_entry_id(id)) {
+                    return Err(ReplayError::BadId(format!(
+                        "seq {id:?} is not a stream entry id (like 1733356800000-0)"
+                    )));
+                }
+                let (s, only) = (streams.clone(), only.map(str::to_owned));
+                let ids = runner.run(async move { s.replay(only.as_deref()).await });
+                let ids = ids.await.map_err(ReplayError::Store)?;
+                Ok(ids.into_iter().map(Into::into).collect())
+            }
+        }
+    }
+
+    /// Events waiting for delivery and dead letters, for `/metrics` (blocks on redb's file:
+    /// call it off a runtime). For Redis, as the consumer last counted them (every second).
+    pub fn depths(&self) -> (usize, usize) {
+        match &self.backend {
+            Backend::Local { store, .. } => {
+                (store.pending_count(), store.dead().map_or(0, |d| d.len()))
+            }
+            Backend::Streams { streams, .. } => streams.depths(),
+        }
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+/// Runs a redb call on the blocking pool.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, String> + Send + 'static,
+) -> Result<T, String> {
+    match tokio::task::spawn_blocking(f).await {
+        Ok(result) => result,
+        Err(e) => Err(format!("the OSS queue store failed: {e}")),
+    }
+}
 
-    fn entry(id: &str) -> Queued {
-        Queued {
-            id: id.into(),
-            trigger: "t".into(),
-            function: "f".into(),
-            event: "{}".into(),
-            attempts: 0,
-            accepted_ms: 1,
-            last_error: String::new(),
-        }
+/// A thread of its own with a current-thread runtime, driving the tasks given to it until
+/// dropped; work can also be sent to it and awaited from any runtime (`run`), so that everything
+/// a client library does — its connections, their reconnections — lives on one runtime, whatever
+/// thread asks.
+pub(super) struct Runner {
+    handle: tokio::runtime::Handle,
+    stop: Arc<tokio::sync::Notify>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Runner {
+    pub(super) fn start(name: &str) -> Result<Runner, String> {
+        let failed = |e: std::io::Error| format!("cannot start the OSS delivery: {e}");
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(failed)?;
+        let handle = runtime.handle().clone();
+        let stop = Arc::new(tokio::sync::Notify::new());
+        let stopped = stop.clone();
+        let thread = std::thread::Builder::new()
+            .name(name.into())
+            .spawn(move || {
+                runtime.block_on(stopped.notified());
+                // Attempts in flight are dropped here; their events stay pending (at least once).
+                runtime.shutdown_timeout(Duration::from_secs(1));
+            })
+            .map_err(failed)?;
+        Ok(Runner {
+            handle,
+            stop,
+            thread: Some(thread),
+        })
     }
 
-    #[test]
-    fn events_survive_reopening_and_move_between_tables() {
-        let dir = std::env::temp_dir().join(format!("fngate-queue-{}", uuid::Uuid::new_v4()));
-        let store = Store::open(&dir, 10).unwrap();
-        let stored = store
-            .enqueue(vec![entry("a"), entry("b"), entry("a")], 1000, 10, 5000)
-            .unwrap();
-        assert_eq!(
-            stored,
-            Enqueued::Stored {
-                seqs: vec![1, 2],
-                duplicates: 1
-            }
-        );
-        assert_eq!(
-            store.enqueue(vec![entry("a")], 1000, 10, 5500).unwrap(),
-            Enqueued::Stored {
-                seqs: vec![],
-                duplicates: 1
-            }
-        );
-        assert_eq!(
-            store.enqueue(vec![entry("a")], 1000, 10, 6000).unwrap(),
-            Enqueued::Stored {
-                seqs: vec![3],
-                duplicates: 0
-            },
-            "outside the window"
-        );
-        assert_eq!(
-            store.enqueue(vec![entry("x"); 8], 1000, 10, 6000).unwrap(),
-            Enqueued::Full
-        );
-        store.delivered(1).unwrap();
-        let mut e = store.get(2).unwrap().unwrap();
-        e.attempts = 3;
-        store.dead_letter(2, e.clone(), "gave up", 7000).unwrap();
-        drop(store);
+    /// Makes this runtime the current one while the guard lives (to create a client on it).
+    pub(super) fn enter(&self) -> tokio::runtime::EnterGuard<'_> {
+        self.handle.enter()
+    }
 
-        // Reopened with room for two dead letters: the one there counts.
-        let store = Store::open(&dir, 2).unwrap();
-        assert_eq!(store.pending_seqs().unwrap(), vec![3]);
-        assert_eq!(store.pending_count(), 1);
-        let dead = store.dead().unwrap();
-        assert_eq!(dead.len(), 1);
-        assert_eq!(
-            (
-                dead[0].0,
-                dead[0].1.reason.as_str(),
-                dead[0].1.entry.attempts
-            ),
-            (2, "gave up", 3)
-        );
-        let kept = store.dead_letter_body(b"junk", "unrecognised", 8000);
-        assert_eq!(kept, Ok(Some(4)));
-        assert!(store.dead_full());
-        assert_eq!(
-            store.dead_letter_body(b"more", "unrecognised", 8000),
-            Ok(None)
-        );
-        let e3 = store.get(3).unwrap().unwrap();
-        assert_eq!(store.dead_letter(3, e3, "gave up", 8000), Ok(false));
-        assert_eq!(
-            store.pending_seqs().unwrap(),
-            vec![3],
-            "kept pending when full"
-        );
-        assert_eq!(
-            store.replay(None, 9000).unwrap(),
-            vec![2],
-            "the unmapped body stays"
-        );
-        assert_eq!(store.get(2).unwrap().unwrap().attempts, 0);
-        assert_eq!(store.dead().unwrap().len(), 1);
-        assert!(!store.dead_full(), "a replay makes room");
-        assert_eq!(
-            store.enqueue(vec![entry("new")], 1000, 10, 9000).unwrap(),
-            Enqueued::Stored {
-                seqs: vec![5],
-                duplicates: 0
-            },
-            "sequence numbers are never reused"
-        );
-        assert_eq!(
-            store.prune_seen(8500).unwrap(),
-            2,
-            "a and b were accepted before"
-        );
-        std::fs::remove_dir_all(dir).unwrap();
+    pub(super) fn spawn(&self, task: impl Future<Output = ()> + Send + 'static) {
+        self.handle.spawn(task);
+    }
+
+    /// Runs `work` on this runner's runtime and waits for it from any runtime.
+    pub(super) async fn run<T: Send + 'static>(
+        &self,
+        work: impl Future<Output = Result<T, String>> + Send + 'static,
+    ) -> Result<T, String> {
+        match self.handle.spawn(work).await {
+            Ok(result) => result,
+            Err(e) => Err(format!("the OSS delivery thread is gone: {e}")),
+        }
+    }
+}
+
+impl Drop for Runner {
+    fn drop(&mut self) {
+        self.stop.notify_one();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
     }
 }

@@ -26,6 +26,8 @@ pub struct Stats {
     /// Events or bodies the full dead-letter store could not take (events stay pending;
     /// bodies are refused with 503).
     pub dead_letters_full: AtomicU64,
+    /// Events taken over from another gateway that held them without renewing (Redis queue).
+    pub taken_over: AtomicU64,
 }
 
 impl Stats {
@@ -82,6 +84,11 @@ impl Stats {
                 "dead_letters_full",
                 "Events or bodies the full dead-letter store could not take",
                 get(&self.dead_letters_full),
+            ),
+            (
+                "taken_over",
+                "Events taken over from a gateway that stopped renewing them (Redis queue)",
+                get(&self.taken_over),
             ),
         ]
     }

@@ -1,11 +1,12 @@
-//! `delivery: async`: a pool of delivery workers on a thread of their own (so that the bridge
-//! never takes time from API routes), fed from the durable store. A failed attempt is retried
-//! with exponential back-off and jitter up to `max_attempts`; an event older than
-//! `max_event_age`, or out of attempts, moves to the dead-letter table. After a restart every
-//! pending event is tried right away.
+//! `delivery: async` from the local store (`queue: {kind: redb}`): a pool of delivery workers on
+//! a thread of their own, fed from the store. A failed attempt is retried with exponential
+//! back-off and jitter up to `max_attempts`; an event older than `max_event_age`, or out of
+//! attempts, moves to the dead-letter table. After a restart every pending event is tried right
+//! away. The attempt itself (`deliver`) and the back-off are shared with `oss::consumer`.
 
 use super::deliver::{invoke_once, Delivery};
-use super::queue::{Queued, Store};
+use super::local::Store;
+use super::queue::{Queued, Runner};
 use super::stats::Stats;
 use crate::config::OssBridge;
 use crate::invoke::Invoker;
@@ -19,11 +20,11 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::sync::{mpsc, Semaphore};
 
 /// Retry delays grow to this and no further (docs/oss-bridge.md: "from about 1 s up to 5 min").
-const MAX_BACKOFF: Duration = Duration::from_secs(300);
+pub(super) const MAX_BACKOFF: Duration = Duration::from_secs(300);
 /// How often ids older than the dedup window are forgotten.
 const PRUNE_EVERY: Duration = Duration::from_secs(60);
 /// Pooled connections of the workers' own invoker.
-const POOL: usize = 64;
+pub(super) const POOL: usize = 64;
 
 pub fn now_ms() -> u64 {
     SystemTime::now()
@@ -31,35 +32,10 @@ pub fn now_ms() -> u64 {
         .map_or(0, |d| d.as_millis() as u64)
 }
 
-/// `delivery: async` as the request path sees it: the store and the workers' wake-up call.
-pub struct AsyncDelivery {
-    pub store: Arc<Store>,
-    pub workers: Workers,
-}
-
-impl AsyncDelivery {
-    /// Opens the store in `queue_dir` and starts the workers, which resume what is pending.
-    pub fn start(
-        bridge: &OssBridge,
-        state: Arc<ArcSwap<Snapshot>>,
-        stats: Arc<Stats>,
-        pool: PoolMetrics,
-    ) -> Result<AsyncDelivery, String> {
-        let dir = bridge
-            .queue_dir
-            .as_deref()
-            .ok_or("oss_bridge: delivery async needs queue_dir")?;
-        let store = Arc::new(Store::open(dir, bridge.dead_letter_capacity)?);
-        let workers = Workers::start(store.clone(), state, stats, bridge.clone(), pool)?;
-        Ok(AsyncDelivery { store, workers })
-    }
-}
-
 /// The handle the request path uses: new sequence numbers go to the dispatcher.
 pub struct Workers {
     tx: mpsc::UnboundedSender<u64>,
-    thread: Option<std::thread::JoinHandle<()>>,
-    stop: Arc<tokio::sync::Notify>,
+    _runner: Runner,
 }
 
 impl Workers {
@@ -72,36 +48,18 @@ impl Workers {
     ) -> Result<Workers, String> {
         let (tx, rx) = mpsc::unbounded_channel();
         let send_timeout = state.load().config.server.send_timeout;
-        let stop = Arc::new(tokio::sync::Notify::new());
-        let stopped = stop.clone();
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| format!("cannot start the OSS delivery workers: {e}"))?;
-        let thread = std::thread::Builder::new()
-            .name("fngate-oss-delivery".into())
-            .spawn(move || {
-                let dispatcher = Dispatcher {
-                    store,
-                    state,
-                    stats,
-                    invoker: Arc::new(Invoker::new(POOL, send_timeout, pool)),
-                    bridge: Arc::new(bridge),
-                };
-                runtime.block_on(async move {
-                    tokio::select! {
-                        _ = dispatcher.run(rx) => {}
-                        _ = stopped.notified() => {}
-                    }
-                });
-                // Attempts in flight are dropped here; their events stay pending (at least once).
-                runtime.shutdown_timeout(Duration::from_secs(1));
-            })
-            .map_err(|e| format!("cannot start the OSS delivery workers: {e}"))?;
+        let runner = Runner::start("fngate-oss-delivery")?;
+        let dispatcher = Dispatcher {
+            store,
+            state,
+            stats,
+            invoker: Arc::new(Invoker::new(POOL, send_timeout, pool)),
+            bridge: Arc::new(bridge),
+        };
+        runner.spawn(dispatcher.run(rx));
         Ok(Workers {
             tx,
-            thread: Some(thread),
-            stop,
+            _runner: runner,
         })
     }
 
@@ -109,15 +67,6 @@ impl Workers {
     pub fn wake(&self, seqs: &[u64]) {
         for &seq in seqs {
             let _ = self.tx.send(seq);
-        }
-    }
-}
-
-impl Drop for Workers {
-    fn drop(&mut self) {
-        self.stop.notify_one();
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
         }
     }
 }
@@ -262,13 +211,13 @@ impl Dispatcher {
     }
 }
 
-enum Outcome {
+pub(super) enum Outcome {
     Delivered,
     Retry(Queued),
     GiveUp(Queued, String),
 }
 
-async fn deliver(
+pub(super) async fn deliver(
     entry: &Queued,
     snap: &Snapshot,
     invoker: &Invoker,
@@ -330,7 +279,7 @@ async fn write(f: impl FnOnce() -> Result<(), String> + Send + 'static) {
 
 /// `base · 2^(attempts-1)`, capped at 5 minutes, times a random factor in [0.5, 1) so that
 /// many failed events do not retry in lockstep.
-fn backoff(base: Duration, attempts: u32) -> Duration {
+pub(super) fn backoff(base: Duration, attempts: u32) -> Duration {
     let exp = base.saturating_mul(1u32 << attempts.saturating_sub(1).min(20));
     let capped = exp.min(MAX_BACKOFF);
     // 16 random bits from a v4 UUID (the OS's generator) are plenty for jitter.

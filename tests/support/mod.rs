@@ -3,6 +3,9 @@
 //! client that shows exactly what goes over the wire.
 #![allow(dead_code)]
 
+pub mod oss;
+pub mod redis_server;
+
 use serde_json::Value;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
