@@ -31,11 +31,16 @@ impl Store {
     pub fn yaml(&self) -> String {
         match self {
             Store::Redb => format!("  queue_dir: {}\n", queue_dir().display()),
-            Store::Redis(r) => format!(
-                "  queue: {{kind: redis, url: \"{}\", stream: events, group: gateways, visibility_timeout: 2s}}\n",
-                r.url()
-            ),
+            Store::Redis(r) => Store::yaml_for(r),
         }
+    }
+
+    /// The stream `events` of group `gateways` on `redis`.
+    pub fn yaml_for(redis: &RedisServer) -> String {
+        format!(
+            "  queue: {{kind: redis, url: \"{}\", stream: events, group: gateways, visibility_timeout: 2s}}\n",
+            redis.url()
+        )
     }
 }
 
