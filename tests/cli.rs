@@ -99,6 +99,62 @@ fn each_class_of_config_error_has_line_and_column() {
 }
 
 #[test]
+fn each_oss_queue_setting_error_is_named_at_its_place() {
+    let bridge = "functions:\n  fn:\n    endpoints: [\"http://127.0.0.1:9000/invoke\"]\ntriggers:\n  oss:\n    - name: t\n      function: fn\n      bucket: b\n      triggerConfig:\n        events: s3:ObjectCreated:*\noss_bridge:\n  path: /oss/notify\n  token: t0k3n\n  delivery: async\n";
+    let cases = [
+        ("", ":14:9:", "delivery async needs a queue"),
+        (
+            "  queue_dir: q\n  queue: {kind: redb, dir: q}\n",
+            ":17:14:",
+            "queue_dir is the shorthand of queue",
+        ),
+        (
+            "  queue: {kind: kafka}\n",
+            ":17:17:",
+            "queue.kind \"kafka\": expected redb or redis",
+        ),
+        ("  queue: {kind: redb}\n", ":17:10:", "kind redb needs dir"),
+        (
+            "  queue: {kind: redb, dir: q, url: \"redis://h\"}\n",
+            ":17:10:",
+            "queue.url does not apply to kind redb",
+        ),
+        (
+            "  queue: {kind: redis}\n",
+            ":17:10:",
+            "kind redis needs url",
+        ),
+        // The URL carries a password: the message names the key, not the value.
+        (
+            "  queue: {kind: redis, url: \"redis://:hunter2@h:notaport\"}\n",
+            ":17:29:",
+            "queue.url is not a Redis URL",
+        ),
+        (
+            "  queue: {kind: redis, url: \"redis://h\", visibility_timeout: 10ms}\n",
+            ":17:10:",
+            "visibility_timeout must be at least 1s",
+        ),
+        (
+            "  queue: {kind: redis, url: \"redis://h\", group: \"\"}\n",
+            ":17:49:",
+            "queue.group must not be empty",
+        ),
+    ];
+    for (queue, position, message) in cases {
+        let yaml = format!("{HEAD}{bridge}{queue}");
+        let (code, err) = check(&yaml);
+        assert_eq!(code, 1, "should be rejected:\n{yaml}");
+        assert!(
+            err.contains(position) && err.contains(message) && !err.contains("hunter2"),
+            "{err:?} should contain {position} and {message:?}\n{yaml}"
+        );
+    }
+    let redis = format!("{HEAD}{bridge}  queue: {{kind: redis, url: \"redis://h:6379/0\"}}\n");
+    assert_eq!(check(&redis).0, 0, "{}", check(&redis).1);
+}
+
+#[test]
 fn environment_variables_are_substituted() {
     let path = write_config("env.yaml", &format!("{HEAD}functions:\n  hello:\n    endpoints: [\"http://127.0.0.1:${{FNGATE_TEST_PORT}}/invoke\"]\n    timeout: ${{FNGATE_TEST_TIMEOUT}}\n"));
     let ok = fngate()

@@ -32,12 +32,16 @@ impl Drop for TempDir {
 }
 
 fn member(redis: &RedisServer, function_url: &str) -> Member {
+    member_with(function_url, &Store::yaml_for(redis))
+}
+
+/// A gateway whose `oss_bridge` queue lines are `queue`.
+fn member_with(function_url: &str, queue: &str) -> Member {
     let dir = queue_dir();
     std::fs::create_dir_all(&dir).unwrap();
     let (port, admin_port) = (free_port(), free_port());
     let yaml = format!(
-        "server:\n  listen: [\"127.0.0.1:{port}\"]\n  admin_listen: \"127.0.0.1:{admin_port}\"\n  grace_period: 0s\nfunctions:\n  fn:\n    endpoints: [\"{function_url}\"]\n    timeout: 5s\napis:\n  - id: a\n    routes:\n      - path: /api/{{x}}\n        function: fn\ntriggers:\n  oss:\n    - name: t\n      function: fn\n      bucket: b\n      triggerConfig:\n        events: s3:ObjectCreated:*\noss_bridge:\n  path: /oss/notify\n  token: {TOKEN}\n  delivery: async\n  max_attempts: 1000\n  retry_backoff: 100ms\n{}",
-        Store::yaml_for(redis)
+        "server:\n  listen: [\"127.0.0.1:{port}\"]\n  admin_listen: \"127.0.0.1:{admin_port}\"\n  grace_period: 0s\nfunctions:\n  fn:\n    endpoints: [\"{function_url}\"]\n    timeout: 5s\napis:\n  - id: a\n    routes:\n      - path: /api/{{x}}\n        function: fn\ntriggers:\n  oss:\n    - name: t\n      function: fn\n      bucket: b\n      triggerConfig:\n        events: s3:ObjectCreated:*\noss_bridge:\n  path: /oss/notify\n  token: {TOKEN}\n  delivery: async\n  max_attempts: 1000\n  retry_backoff: 100ms\n{queue}"
     );
     let config = dir.join("fngate.yaml");
     std::fs::write(&config, yaml).unwrap();
@@ -269,4 +273,55 @@ fn one_notification_posted_to_two_gateways_is_delivered_once() {
     std::thread::sleep(Duration::from_millis(500));
     assert_eq!(f.events().len(), 1);
     assert_eq!(metric(b.admin, "fngate_oss_duplicates_total"), 1);
+}
+
+#[test]
+fn a_gateway_restarted_under_its_consumer_name_resumes_the_events_it_held() {
+    let redis = RedisServer::start();
+    // At first the function holds every event for 30 s: the gateway is killed holding them.
+    let slow = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let s = slow.clone();
+    let f = FakeFunction::start(move |_| Scripted {
+        delay: Duration::from_secs(if s.load(Ordering::SeqCst) { 30 } else { 0 }),
+        ..Scripted::json(json!("ok"))
+    });
+    // A visibility timeout far longer than the test: only the gateway itself can resume them.
+    let queue = format!(
+        "  queue: {{kind: redis, url: \"{}\", stream: events, group: gateways, consumer: gw-1, visibility_timeout: 600s}}\n",
+        redis.url()
+    );
+    let mut g = member_with(&f.url(), &queue);
+    for i in 0..3 {
+        assert_eq!(
+            post(g.addr, &notification(&format!("held-{i}.txt"))).status,
+            200
+        );
+    }
+    wait_until("three events held by gw-1", Duration::from_secs(10), || {
+        redis
+            .cli(&["XPENDING", "events", "gateways"])
+            .lines()
+            .next()
+            == Some("3")
+    });
+    g.process.child.kill().unwrap();
+    g.process.child.wait().unwrap();
+    let before = f.events().len();
+    slow.store(false, Ordering::SeqCst);
+    let g = member_with(&f.url(), &queue);
+    wait_until(
+        "the held events delivered again",
+        Duration::from_secs(10),
+        || f.events().len() >= before + 3,
+    );
+    let resumed: BTreeSet<String> = f.events()[before..].iter().map(key_of).collect();
+    assert_eq!(resumed.len(), 3, "{resumed:?}");
+    wait_until("nothing pending", Duration::from_secs(5), || {
+        redis
+            .cli(&["XPENDING", "events", "gateways"])
+            .lines()
+            .next()
+            == Some("0")
+    });
+    drop(g);
 }

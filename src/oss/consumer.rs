@@ -131,6 +131,9 @@ impl Consumer {
                 }
             };
             failing.ok();
+            // Own history (`0`) lists the entries being attempted too: those are skipped, and
+            // once nothing else is left, only new entries are read.
+            let entries = this.not_attempting(entries);
             if start_id == "0" && entries.is_empty() {
                 start_id = ">";
             }
@@ -217,18 +220,22 @@ impl Consumer {
             .into_iter()
             .nth(1)
             .map_or(Vec::new(), |e| entries_of(e, "e"));
-        let own: Vec<_> = {
-            let attempting = self.attempting.lock().map_err(|e| e.to_string())?;
-            entries
-                .into_iter()
-                .filter(|(id, _)| !attempting.contains(id))
-                .collect()
-        };
+        let own = self.not_attempting(entries);
         if !own.is_empty() {
             tracing::warn!(target: "fngate::oss", consumer = self.name, count = own.len(), "took over events another gateway held without renewing them");
             Stats::add(&self.stats.taken_over, own.len() as u64);
         }
         Ok(own)
+    }
+
+    fn not_attempting(&self, entries: Vec<(String, Vec<u8>)>) -> Vec<(String, Vec<u8>)> {
+        match self.attempting.lock() {
+            Ok(attempting) => entries
+                .into_iter()
+                .filter(|(id, _)| !attempting.contains(id))
+                .collect(),
+            Err(_) => entries,
+        }
     }
 
     /// Resets the idle time of the entries being attempted, so that they are not taken over.
