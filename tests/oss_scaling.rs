@@ -32,16 +32,20 @@ impl Drop for TempDir {
 }
 
 fn member(redis: &RedisServer, function_url: &str) -> Member {
-    member_with(function_url, &Store::yaml_for(redis))
+    let retries = "  max_attempts: 1000\n  retry_backoff: 100ms\n";
+    member_with(
+        function_url,
+        &format!("{}{retries}", Store::yaml_for(redis)),
+    )
 }
 
-/// A gateway whose `oss_bridge` queue lines are `queue`.
-fn member_with(function_url: &str, queue: &str) -> Member {
+/// A gateway whose further `oss_bridge` lines (the queue among them) are `bridge`.
+fn member_with(function_url: &str, bridge: &str) -> Member {
     let dir = queue_dir();
     std::fs::create_dir_all(&dir).unwrap();
     let (port, admin_port) = (free_port(), free_port());
     let yaml = format!(
-        "server:\n  listen: [\"127.0.0.1:{port}\"]\n  admin_listen: \"127.0.0.1:{admin_port}\"\n  grace_period: 0s\nfunctions:\n  fn:\n    endpoints: [\"{function_url}\"]\n    timeout: 5s\napis:\n  - id: a\n    routes:\n      - path: /api/{{x}}\n        function: fn\ntriggers:\n  oss:\n    - name: t\n      function: fn\n      bucket: b\n      triggerConfig:\n        events: s3:ObjectCreated:*\noss_bridge:\n  path: /oss/notify\n  token: {TOKEN}\n  delivery: async\n  max_attempts: 1000\n  retry_backoff: 100ms\n{queue}"
+        "server:\n  listen: [\"127.0.0.1:{port}\"]\n  admin_listen: \"127.0.0.1:{admin_port}\"\n  grace_period: 0s\nfunctions:\n  fn:\n    endpoints: [\"{function_url}\"]\n    timeout: 5s\napis:\n  - id: a\n    routes:\n      - path: /api/{{x}}\n        function: fn\ntriggers:\n  oss:\n    - name: t\n      function: fn\n      bucket: b\n      triggerConfig:\n        events: s3:ObjectCreated:*\noss_bridge:\n  path: /oss/notify\n  token: {TOKEN}\n  delivery: async\n{bridge}"
     );
     let config = dir.join("fngate.yaml");
     std::fs::write(&config, yaml).unwrap();
@@ -287,7 +291,7 @@ fn a_gateway_restarted_under_its_consumer_name_resumes_the_events_it_held() {
     });
     // A visibility timeout far longer than the test: only the gateway itself can resume them.
     let queue = format!(
-        "  queue: {{kind: redis, url: \"{}\", stream: events, group: gateways, consumer: gw-1, visibility_timeout: 600s}}\n",
+        "  queue: {{kind: redis, url: \"{}\", stream: events, group: gateways, consumer: gw-1, visibility_timeout: 600s}}\n  max_attempts: 1000\n",
         redis.url()
     );
     let mut g = member_with(&f.url(), &queue);
@@ -324,4 +328,61 @@ fn a_gateway_restarted_under_its_consumer_name_resumes_the_events_it_held() {
             == Some("0")
     });
     drop(g);
+}
+
+#[test]
+fn a_dead_letter_is_listed_and_replayed_by_another_gateway() {
+    let redis = RedisServer::start();
+    let healthy = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let h = healthy.clone();
+    let f = FakeFunction::start(move |_| match h.load(Ordering::SeqCst) {
+        true => Scripted::json(json!("ok")),
+        false => Scripted {
+            status: 500,
+            ..Scripted::json(json!({"errorType": "Error", "errorMessage": "down"}))
+        },
+    });
+    let bridge = format!("{}  max_attempts: 1\n", Store::yaml_for(&redis));
+    let (a, b) = (
+        member_with(&f.url(), &bridge),
+        member_with(&f.url(), &bridge),
+    );
+    assert_eq!(post(a.addr, &notification("dead.txt")).status, 200);
+    wait_until(
+        "the dead letter, seen from the other gateway",
+        Duration::from_secs(5),
+        || {
+            admin_get(b.admin, "/oss/dead-letters").json()["deadLetters"]
+                .as_array()
+                .is_some_and(|l| l.len() == 1)
+        },
+    );
+    let list = admin_get(b.admin, "/oss/dead-letters").json();
+    let seq = list["deadLetters"][0]["seq"].as_str().unwrap().to_owned();
+    assert!(
+        list["deadLetters"][0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("gave up after 1 attempts"),
+        "{list}"
+    );
+    let replay = |admin, query: &str| {
+        Client::connect(admin).request(
+            "POST",
+            &format!("/oss/dead-letters/replay{query}"),
+            &[],
+            b"",
+        )
+    };
+    let bad = replay(b.admin, "?seq=42");
+    assert_eq!(bad.status, 400, "{}", bad.text());
+    healthy.store(true, Ordering::SeqCst);
+    let r = replay(b.admin, &format!("?seq={seq}"));
+    assert_eq!(r.json()["replayed"], json!([seq]), "{}", r.text());
+    // Replayed once: the first gateway finds nothing left to replay.
+    assert_eq!(replay(a.admin, "").json()["replayed"], json!([]));
+    wait_until("the replayed delivery", Duration::from_secs(5), || {
+        f.events().len() == 2
+    });
+    assert_eq!(key_of(&f.events()[1]), "dead.txt");
 }
