@@ -6,7 +6,7 @@
 mod support;
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use support::oss::*;
@@ -70,15 +70,8 @@ fn events_are_stored_then_delivered_and_duplicates_are_delivered_once(store: &St
 }
 
 fn failures_are_retried_then_dead_lettered_and_replay_delivers_them(store: &Store) {
-    let healthy = Arc::new(AtomicBool::new(false));
-    let h = healthy.clone();
-    let f = FakeFunction::start(move |_| match h.load(Ordering::SeqCst) {
-        true => Scripted::json(json!("ok")),
-        false => Scripted {
-            status: 500,
-            ..Scripted::json(json!({"errorType": "OSError", "errorMessage": "disk full"}))
-        },
-    });
+    let (f, healthy) =
+        failing_until_healthy(json!({"errorType": "OSError", "errorMessage": "disk full"}));
     let (g, admin) = gateway(
         store,
         &f.url(),

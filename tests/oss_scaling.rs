@@ -333,15 +333,7 @@ fn a_gateway_restarted_under_its_consumer_name_resumes_the_events_it_held() {
 #[test]
 fn a_dead_letter_is_listed_and_replayed_by_another_gateway() {
     let redis = RedisServer::start();
-    let healthy = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let h = healthy.clone();
-    let f = FakeFunction::start(move |_| match h.load(Ordering::SeqCst) {
-        true => Scripted::json(json!("ok")),
-        false => Scripted {
-            status: 500,
-            ..Scripted::json(json!({"errorType": "Error", "errorMessage": "down"}))
-        },
-    });
+    let (f, healthy) = failing_until_healthy(json!({"errorType": "Error", "errorMessage": "down"}));
     let bridge = format!("{}  max_attempts: 1\n", Store::yaml_for(&redis));
     let (a, b) = (
         member_with(&f.url(), &bridge),

@@ -3,9 +3,11 @@
 //! (`Store`), so that one behaviour is checked on the local redb file and on Redis alike.
 
 use super::redis_server::RedisServer;
-use super::{Client, Recorded, Response};
+use super::{Client, FakeFunction, Recorded, Response, Scripted};
 use serde_json::json;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 pub const TOKEN: &str = "async-token-0123456789";
@@ -108,4 +110,18 @@ pub fn metric(admin: SocketAddr, name: &str) -> u64 {
         .find_map(|l| l.strip_prefix(&format!("{name} ")))
         .and_then(|v| v.parse().ok())
         .unwrap_or_else(|| panic!("no {name} in {text}"))
+}
+
+/// A function that answers 500 with `error` until the flag it returns is set, then 200.
+pub fn failing_until_healthy(error: serde_json::Value) -> (FakeFunction, Arc<AtomicBool>) {
+    let healthy = Arc::new(AtomicBool::new(false));
+    let h = healthy.clone();
+    let f = FakeFunction::start(move |_| match h.load(Ordering::SeqCst) {
+        true => Scripted::json(json!("ok")),
+        false => Scripted {
+            status: 500,
+            ..Scripted::json(error.clone())
+        },
+    });
+    (f, healthy)
 }
