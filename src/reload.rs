@@ -203,6 +203,12 @@ fn keep_running_values(running: &Config, new: &mut Config) -> Vec<&'static str> 
         n.tls = r.tls.clone();
     }
 
+    // The cluster sync was started with these; its limiters follow the new config.
+    if running.cluster != new.cluster {
+        changed.push("cluster");
+        new.cluster = running.cluster.clone();
+    }
+
     let running_async = running
         .oss_bridge
         .as_ref()

@@ -78,7 +78,7 @@ fn build(mut config: Config) -> Result<(Server, Running), String> {
     let config_bridge = config.oss_bridge.clone();
     let admin_listen = config.server.admin_listen;
     let access_log = config.server.access_log.clone();
-    let shared = crate::checks::Shared::default();
+    let shared = crate::checks::Shared::start(&config)?;
     let snapshot = Snapshot::new(config, supervisor.instances(), 1, &metrics, &shared)?;
     let state = Arc::new(ArcSwap::from_pointee(snapshot));
     let reloader = Reloader::new(state.clone(), supervisor, metrics.clone(), shared);

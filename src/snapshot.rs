@@ -2,7 +2,7 @@
 //! built off the hot path and swapped whole (`ArcSwap`) so that a reload is one store. A request
 //! holds the snapshot it started with until it ends.
 
-use crate::checks::{Chain, Limiter, Shared};
+use crate::checks::{Chain, Shared};
 use crate::config::Config;
 use crate::config::Target;
 use crate::event::apigw::Template;
@@ -59,7 +59,7 @@ impl Snapshot {
             .collect::<Result<_, _>>()?;
         // API-wide limits: one set of buckets shared by the API's routes.
         let limiters: Vec<_> = (config.apis.iter())
-            .map(|a| a.rate_limit.as_ref().map(|l| Arc::new(Limiter::new(l))))
+            .map(|a| a.rate_limit.as_ref().map(|l| shared.limiter(l, &a.id)))
             .collect();
         let chains = (config.routes.iter())
             .map(|r| Chain::for_route(&config, r, &limiters, shared))

@@ -155,6 +155,54 @@ fn each_oss_queue_setting_error_is_named_at_its_place() {
 }
 
 #[test]
+fn each_cluster_setting_error_is_named_at_its_place() {
+    let f = "functions:\n  fn:\n    endpoints: [\"http://127.0.0.1:9000/invoke\"]\n";
+    let api = |scope: &str| {
+        format!("apis:\n  - id: a\n    rate_limit: {{requests: 5, per: 1s, scope: {scope}}}\n    routes:\n      - path: /x\n        function: fn\n")
+    };
+    let cases = [
+        (
+            String::new(),
+            api("cluster"),
+            ":8:47:",
+            "scope cluster needs cluster.redis",
+        ),
+        (
+            String::new(),
+            api("galaxy"),
+            ":8:47:",
+            "rate_limit.scope \"galaxy\": expected local or cluster",
+        ),
+        (
+            "cluster:\n  redis: \"redis://:hunter2@h:nope\"\n".into(),
+            api("cluster"),
+            ":7:10:",
+            "cluster.redis is not a Redis URL",
+        ),
+        (
+            "cluster:\n  redis: \"redis://h\"\n  sync: 1ms\n".into(),
+            api("cluster"),
+            ":8:9:",
+            "cluster.sync must be at least 10ms",
+        ),
+    ];
+    for (cluster, api, position, message) in cases {
+        let yaml = format!("{HEAD}{f}{cluster}{api}");
+        let (code, err) = check(&yaml);
+        assert_eq!(code, 1, "should be rejected:\n{yaml}");
+        assert!(
+            err.contains(position) && err.contains(message) && !err.contains("hunter2"),
+            "{err:?} should contain {position} and {message:?}\n{yaml}"
+        );
+    }
+    let valid = format!(
+        "{HEAD}{f}cluster:\n  redis: \"redis://h\"\n{}",
+        api("cluster")
+    );
+    assert_eq!(check(&valid).0, 0, "{}", check(&valid).1);
+}
+
+#[test]
 fn environment_variables_are_substituted() {
     let path = write_config("env.yaml", &format!("{HEAD}functions:\n  hello:\n    endpoints: [\"http://127.0.0.1:${{FNGATE_TEST_PORT}}/invoke\"]\n    timeout: ${{FNGATE_TEST_TIMEOUT}}\n"));
     let ok = fngate()

@@ -10,6 +10,7 @@
 //! API key sees the key that was admitted).
 
 mod apikey;
+mod cluster_limit;
 mod cors;
 pub mod jdcloud;
 mod rate_limit;
@@ -20,6 +21,7 @@ use http::Method;
 use std::net::IpAddr;
 use std::sync::Arc;
 
+pub use cluster_limit::ClusterSync;
 pub use jdcloud::NonceTable;
 pub use rate_limit::Limiter;
 
@@ -76,6 +78,32 @@ pub trait Check: Send + Sync {
 #[derive(Clone, Default)]
 pub struct Shared {
     pub nonces: NonceTable,
+    /// The Redis sync of `scope: cluster` rate limits, when `cluster:` is configured.
+    pub cluster: Option<Arc<ClusterSync>>,
+}
+
+impl Shared {
+    /// Starts the cluster sync when the config has `cluster:`.
+    pub fn start(config: &Config) -> Result<Shared, String> {
+        Ok(Shared {
+            nonces: NonceTable::default(),
+            cluster: config
+                .cluster
+                .as_ref()
+                .map(ClusterSync::start)
+                .transpose()?,
+        })
+    }
+
+    /// A rate limit as configured: `name` (API id, and route path for a route's own limit)
+    /// names it in Redis when it is cluster-wide.
+    pub fn limiter(&self, limit: &crate::config::RateLimit, name: &str) -> Arc<Limiter> {
+        let cluster = self.cluster.as_deref().map(|sync| (sync, name));
+        if cluster.is_none() && limit.scope == crate::config::LimitScope::Cluster {
+            tracing::warn!(target: "fngate::limits", limit = name, "scope cluster without a running cluster sync (cluster: was added by a reload?): counted by this gateway alone until a restart");
+        }
+        Arc::new(Limiter::new(limit, cluster))
+    }
 }
 
 /// One route's checks, in order.
@@ -109,7 +137,7 @@ impl Chain {
             ))),
         }
         let limiter = match &route.rate_limit {
-            Some(limit) => Some(Arc::new(Limiter::new(limit))),
+            Some(limit) => Some(shared.limiter(limit, &format!("{}:{}", api.id, route.path))),
             None => limiters.get(route.api).cloned().flatten(),
         };
         if let Some(l) = limiter {

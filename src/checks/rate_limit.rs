@@ -8,8 +8,9 @@
 //! share 1,024 buckets by hash of their key until the table has room again, which limits
 //! those clients more strictly than configured, never less.
 
+use super::cluster_limit::{ClusterLimiter, ClusterSync, Decision};
 use super::{Admitted, Check, Request, Verdict};
-use crate::config::{LimitKey, RateLimit};
+use crate::config::{LimitKey, LimitScope, RateLimit};
 use crate::errors::GatewayError;
 use governor::clock::{Clock, DefaultClock};
 use governor::middleware::StateInformationMiddleware;
@@ -25,7 +26,7 @@ use std::time::Duration;
 const OVERFLOW_BUCKETS: u64 = 1024;
 
 #[derive(Clone, PartialEq, Eq, Hash)]
-enum Key {
+pub(super) enum Key {
     Ip(IpAddr),
     /// A hash of the admitted key: no copy of it per request.
     Credential(u64),
@@ -46,10 +47,14 @@ pub struct Limiter {
     per_request: Duration,
     max_keys: usize,
     hasher: foldhash::fast::RandomState,
+    /// `scope: cluster`: counted across the gateways; the buckets above stand in while Redis
+    /// cannot be reached.
+    cluster: Option<Arc<ClusterLimiter>>,
 }
 
 impl Limiter {
-    pub fn new(limit: &RateLimit) -> Limiter {
+    /// `cluster`: the sync and this limit's name in Redis, for `scope: cluster`.
+    pub fn new(limit: &RateLimit, cluster: Option<(&ClusterSync, &str)>) -> Limiter {
         let per_request = (limit.per / limit.requests).max(Duration::from_nanos(1));
         let burst = NonZeroU32::new(limit.burst).unwrap_or(NonZeroU32::MIN);
         // `with_period` fails only for a zero period, excluded above.
@@ -63,6 +68,11 @@ impl Limiter {
             per_request,
             max_keys: limit.max_keys,
             hasher: foldhash::fast::RandomState::default(),
+            cluster: cluster
+                .filter(|_| limit.scope == LimitScope::Cluster)
+                .map(|(sync, name)| {
+                    ClusterLimiter::new(limit.requests, limit.per, limit.max_keys, name, sync)
+                }),
         }
     }
 
@@ -138,8 +148,33 @@ impl Check for RateLimitCheck {
 impl RateLimitCheck {
     fn take(&self, req: &Request<'_>, admitted: &mut Admitted) -> Verdict {
         let l = &*self.limiter;
-        let key = l.key(req, admitted);
         let limit = ("RateLimit-Limit", decimal(l.requests.into()));
+        if let Some(cluster) = &l.cluster {
+            let (key, name) = cluster_key(l.by, req, admitted);
+            match cluster.take(key, name) {
+                Decision::Admit { remaining, reset_s } => {
+                    // The local bucket is spent too, so that a fall-back starts from it.
+                    let _ = l.limiter.check_key(&l.key(req, admitted));
+                    admitted.headers.extend([
+                        limit,
+                        ("RateLimit-Remaining", decimal(remaining)),
+                        ("RateLimit-Reset", decimal(reset_s)),
+                    ]);
+                    return Verdict::Continue;
+                }
+                Decision::Refuse { reset_s } => {
+                    let wait = reset_s.max(1);
+                    admitted.headers.extend([
+                        limit,
+                        ("RateLimit-Remaining", b"0".to_vec()),
+                        ("RateLimit-Reset", decimal(wait)),
+                    ]);
+                    return Verdict::Refuse(GatewayError::RateLimited { retry_after: wait });
+                }
+                Decision::Local => {}
+            }
+        }
+        let key = l.key(req, admitted);
         match l.limiter.check_key(&key) {
             Ok(state) => {
                 let remaining = state.remaining_burst_capacity();
@@ -165,18 +200,84 @@ impl RateLimitCheck {
     }
 }
 
+type Name<'a> = Box<dyn FnOnce() -> String + 'a>;
+
+/// A request's key for a cluster-wide limit, and its name in Redis: the same on every gateway,
+/// and for API keys a digest, never the credential.
+fn cluster_key<'a>(by: LimitKey, req: &Request<'_>, admitted: &'a Admitted) -> (Key, Name<'a>) {
+    let by_ip = || -> (Key, Name<'a>) {
+        match req.source_ip {
+            Some(ip) => (Key::Ip(ip), Box::new(move || ip.to_string())),
+            None => (Key::All, Box::new(|| "all".to_owned())),
+        }
+    };
+    match (by, admitted.identity.as_ref()) {
+        (LimitKey::Route, _) => (Key::All, Box::new(|| "all".to_owned())),
+        (LimitKey::ApiKey, Some(i)) => {
+            let key = &i.api_key;
+            let local = foldhash::fast::FixedState::with_seed(0).hash_one(key);
+            let name = move || {
+                let digest = ring::digest::digest(&ring::digest::SHA256, key.as_bytes());
+                let hex: String = digest.as_ref()[..12]
+                    .iter()
+                    .map(|b| format!("{b:02x}"))
+                    .collect();
+                format!("key-{hex}")
+            };
+            (Key::Credential(local), Box::new(name))
+        }
+        (LimitKey::Ip | LimitKey::ApiKey, _) => by_ip(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn limit(max_keys: usize) -> Limiter {
-        Limiter::new(&RateLimit {
-            requests: 1,
-            per: Duration::from_secs(3600),
-            burst: 1,
-            key: LimitKey::Ip,
-            max_keys,
-        })
+        Limiter::new(
+            &RateLimit {
+                requests: 1,
+                per: Duration::from_secs(3600),
+                burst: 1,
+                key: LimitKey::Ip,
+                max_keys,
+                scope: LimitScope::Local,
+            },
+            None,
+        )
+    }
+
+    #[test]
+    fn cluster_names_are_alike_on_every_gateway_and_never_the_credential() {
+        let none = |_: &str| None;
+        let req = Request {
+            method: &http::Method::GET,
+            path: "/",
+            query: "",
+            header: &none,
+            source_ip: Some(IpAddr::from([192, 0, 2, 7])),
+        };
+        let admitted = Admitted {
+            identity: Some(Arc::new(crate::checks::Identity {
+                auth_type: "apikey",
+                api_key: "sk-live-secret".into(),
+                ..Default::default()
+            })),
+            ..Default::default()
+        };
+        let name = |by| cluster_key(by, &req, &admitted).1();
+        let by_key = name(LimitKey::ApiKey);
+        assert!(by_key.starts_with("key-") && by_key.len() == 28, "{by_key}");
+        assert!(!by_key.contains("secret"));
+        assert_eq!(by_key, name(LimitKey::ApiKey), "the same each time");
+        assert_eq!(name(LimitKey::Ip), "192.0.2.7");
+        assert_eq!(name(LimitKey::Route), "all");
+        let anonymous = Admitted::default();
+        assert_eq!(
+            cluster_key(LimitKey::ApiKey, &req, &anonymous).1(),
+            "192.0.2.7"
+        );
     }
 
     #[test]

@@ -4,7 +4,9 @@
 use super::file::{ApiKeyFile, ApiKeysFile, CorsFile, RateLimitFile};
 use super::validate::at_span;
 use super::value::Text;
-use super::{ApiKey, ApiKeys, Auth, Cors, LimitKey, Problem, RateLimit, Secret};
+use super::{
+    ApiKey, ApiKeys, Auth, ClusterSettings, Cors, LimitKey, LimitScope, Problem, RateLimit, Secret,
+};
 use serde_saphyr::Spanned;
 use std::path::Path;
 
@@ -173,6 +175,72 @@ pub(super) fn rate_limit(r: Option<&RateLimitFile>, problems: &mut Problems) -> 
         burst: burst.max(1),
         key,
         max_keys: r.max_keys.map_or(DEFAULT_MAX_KEYS, |m| m.0.max(1)),
+        scope: match r.scope.as_ref().map(|s| s.value.0.as_str()) {
+            None | Some("local") => LimitScope::Local,
+            Some("cluster") => LimitScope::Cluster,
+            Some(other) => {
+                if let Some(s) = &r.scope {
+                    problems.push(at_span(
+                        s,
+                        format!("rate_limit.scope {other:?}: expected local or cluster"),
+                    ));
+                }
+                LimitScope::Local
+            }
+        },
+    })
+}
+
+/// How often gateways sync cluster-wide counts unless `cluster.sync` says otherwise.
+const DEFAULT_SYNC: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// `cluster:`; a `scope: cluster` limit needs it.
+pub(super) fn cluster(
+    file: &super::file::FileConfig,
+    problems: &mut Problems,
+) -> Option<ClusterSettings> {
+    let limits = file.apis.iter().flat_map(|a| {
+        let routes = a.value.routes.iter().map(|r| r.value.rate_limit.as_ref());
+        std::iter::once(a.value.rate_limit.as_ref()).chain(routes)
+    });
+    let cluster_scopes = limits
+        .flatten()
+        .filter_map(|l| l.scope.as_ref())
+        .filter(|s| s.value.0 == "cluster");
+    let Some(c) = &file.cluster else {
+        for s in cluster_scopes {
+            problems.push(at_span(
+                s,
+                "rate_limit.scope cluster needs cluster.redis (the Redis the gateways share)",
+            ));
+        }
+        return None;
+    };
+    let url = &c.value.redis;
+    if redis::Client::open(url.value.0.as_str()).is_err() {
+        // The URL may carry a password: the message does not repeat it.
+        problems.push(at_span(
+            url,
+            "cluster.redis is not a Redis URL (redis://[user:password@]host:port[/db])",
+        ));
+    }
+    let sync = c.value.sync.as_ref().map_or(DEFAULT_SYNC, |s| s.value.0);
+    if let Some(s) = c
+        .value
+        .sync
+        .as_ref()
+        .filter(|s| s.value.0 < std::time::Duration::from_millis(10))
+    {
+        problems.push(at_span(s, "cluster.sync must be at least 10ms"));
+    }
+    Some(ClusterSettings {
+        redis: Secret(url.value.0.clone()),
+        sync,
+        key_prefix: c
+            .value
+            .key_prefix
+            .as_ref()
+            .map_or_else(|| "fngate:rl".to_owned(), |p| p.0.clone()),
     })
 }
 

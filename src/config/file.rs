@@ -27,6 +27,18 @@ pub struct FileConfig {
     /// Credentials the API routes' `auth:` checks against.
     #[serde(default)]
     pub auth: AuthFile,
+    /// What the gateways of one cluster share: the Redis behind `scope: cluster` rate limits.
+    pub cluster: Option<Spanned<ClusterFile>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterFile {
+    pub redis: Spanned<Text>,
+    /// How often each gateway adds its counts to Redis's and reads the cluster's back.
+    pub sync: Option<Spanned<Dur>>,
+    /// The beginning of every rate-limit key in Redis.
+    pub key_prefix: Option<Text>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -89,6 +101,8 @@ pub struct RateLimitFile {
     pub key: Option<Spanned<Text>>,
     /// Distinct keys tracked at once (default 100,000).
     pub max_keys: Option<Scalar<usize>>,
+    /// `local` (default: each gateway counts alone) or `cluster` (counted in `cluster.redis`).
+    pub scope: Option<Spanned<Text>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -37,6 +37,7 @@ pub struct Config {
     pub routes: Vec<Route>,
     pub triggers: Vec<OssTrigger>,
     pub oss_bridge: Option<OssBridge>,
+    pub cluster: Option<ClusterSettings>,
     pub api_keys: ApiKeys,
     pub jdcloud: JdcloudAuth,
 }
@@ -95,6 +96,26 @@ pub struct RateLimit {
     pub burst: u32,
     pub key: LimitKey,
     pub max_keys: usize,
+    pub scope: LimitScope,
+}
+
+/// Who counts a rate limit's requests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LimitScope {
+    /// Each gateway alone: a token bucket (GCRA) in memory.
+    Local,
+    /// Every gateway of the cluster: a fixed window counted in Redis (`cluster:`), each
+    /// gateway's local bucket standing in while Redis cannot be reached.
+    Cluster,
+}
+
+/// `cluster:`: what the gateways of one cluster share.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClusterSettings {
+    /// `redis://…`: a credential, never printed.
+    pub redis: Secret,
+    pub sync: Duration,
+    pub key_prefix: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

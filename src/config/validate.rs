@@ -102,6 +102,7 @@ pub(super) fn validate(file: FileConfig, base_dir: &Path) -> Result<Config, Prob
         super::access::api_keys(file.auth.apikey.as_ref(), base_dir, &known, &mut problems);
     let jdcloud = super::access::jdcloud(file.auth.jdcloud.as_ref(), &mut problems);
     super::access::check_key_use(&api_keys, &jdcloud, &routes, &route_spans, &mut problems);
+    let cluster = super::access::cluster(&file, &mut problems);
     let trigger_files = file.triggers.as_ref().map_or(&[][..], |t| &t.oss[..]);
     let triggers = super::trigger::triggers(trigger_files, &function_ids, base_dir, &mut problems);
     let oss_bridge = file.oss_bridge.as_ref().map(|b| {
@@ -137,6 +138,7 @@ pub(super) fn validate(file: FileConfig, base_dir: &Path) -> Result<Config, Prob
             routes,
             triggers,
             oss_bridge,
+            cluster,
             api_keys,
             jdcloud,
         })

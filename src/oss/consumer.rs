@@ -6,11 +6,12 @@
 
 use super::queue::{Dead, Queued};
 use super::stats::Stats;
-use super::streams::{connect, entries_of, within, Streams, CALL_TIMEOUT};
+use super::streams::{entries_of, Streams};
 use super::worker::{backoff, deliver, now_ms, Outcome, MAX_BACKOFF, POOL};
 use crate::config::{OssBridge, RedisQueue};
 use crate::invoke::Invoker;
 use crate::metrics::PoolMetrics;
+use crate::remote::{connect, within, CALL_TIMEOUT};
 use crate::snapshot::Snapshot;
 use arc_swap::ArcSwap;
 use redis::aio::ConnectionManager;

@@ -6,11 +6,12 @@
 
 use super::deliver::{invoke_once, Delivery};
 use super::local::Store;
-use super::queue::{Queued, Runner};
+use super::queue::Queued;
 use super::stats::Stats;
 use crate::config::OssBridge;
 use crate::invoke::Invoker;
 use crate::metrics::PoolMetrics;
+use crate::runner::Runner;
 use crate::snapshot::Snapshot;
 use arc_swap::ArcSwap;
 use bytes::Bytes;

@@ -1,8 +1,9 @@
-//! Several gateways on one OSS queue in Redis (docs/scaling.md): a gateway killed with SIGKILL
-//! mid-way and never restarted loses nothing (the others take its events over), Redis itself
-//! restarted mid-run loses nothing it acknowledged while senders are told 503 meanwhile, and one
-//! notification posted to two gateways is delivered once. Real processes throughout: the fngate
-//! binary, redis-server, a function backend, senders on threads.
+//! Beyond one machine (docs/scaling.md). Several gateways on one OSS queue in Redis: a gateway
+//! killed with SIGKILL mid-way and never restarted loses nothing (the others take its events
+//! over), Redis itself restarted mid-run loses nothing it acknowledged while senders are told
+//! 503 meanwhile, one notification posted to two gateways is delivered once. And one rate limit
+//! for the whole cluster, falling back to each gateway's own buckets while Redis is away. Real
+//! processes throughout: the fngate binary, redis-server, function backends, senders on threads.
 
 mod support;
 use serde_json::json;
@@ -377,4 +378,85 @@ fn a_dead_letter_is_listed_and_replayed_by_another_gateway() {
         f.events().len() == 2
     });
     assert_eq!(key_of(&f.events()[1]), "dead.txt");
+}
+
+/// Waits until a fixed window of `per` has `room` left to run, so that a test's counts all
+/// fall in one window.
+fn inside_one_window(per: Duration, room: Duration) {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap();
+    let into = Duration::from_millis((now.as_millis() % per.as_millis()) as u64);
+    if per - into < room {
+        std::thread::sleep(per - into + Duration::from_millis(10));
+    }
+}
+
+/// (admitted, refused) of `n` GETs of `path`; anything but 200 or 429 fails the test.
+fn admitted_of(g: &Gateway, path: &str, n: usize) -> (usize, usize) {
+    let mut counts = (0, 0);
+    for _ in 0..n {
+        let r = g.client().get(path);
+        match r.status {
+            200 => counts.0 += 1,
+            429 => {
+                assert!(
+                    r.header("retry-after").is_some_and(|s| s != "0"),
+                    "{:?}",
+                    r.headers
+                );
+                counts.1 += 1;
+            }
+            other => panic!("{other}: {}", r.text()),
+        }
+    }
+    counts
+}
+
+#[test]
+fn a_cluster_wide_rate_limit_is_shared_by_gateways_and_falls_back_to_their_own_without_redis() {
+    let mut redis = RedisServer::start();
+    let f = FakeFunction::replying(json!({"statusCode": 200, "body": "ok"}));
+    let yaml = format!(
+        "cluster:\n  redis: \"{}\"\n  sync: 50ms\nfunctions:\n  fn:\n    endpoints: [\"{}\"]\napis:\n  - id: shop\n    rate_limit: {{requests: 20, per: 1h, key: route, scope: cluster}}\n    routes:\n      - path: /x\n        function: fn\n",
+        redis.url(),
+        f.url()
+    );
+    inside_one_window(Duration::from_secs(3600), Duration::from_secs(60));
+    let (a, b) = (Gateway::start(&yaml), Gateway::start(&yaml));
+    let sync = || std::thread::sleep(Duration::from_millis(300));
+    sync(); // both have reached Redis once
+    let first = a.client().get("/x");
+    assert_eq!(first.header("ratelimit-limit"), Some("20"));
+    assert_eq!(first.header("ratelimit-remaining"), Some("19"));
+    assert_eq!(admitted_of(&a, "/x", 14), (14, 0));
+    sync();
+    // B learns the cluster's count with its first sync: one request, then the rest.
+    assert_eq!(admitted_of(&b, "/x", 1), (1, 0));
+    sync();
+    assert_eq!(admitted_of(&b, "/x", 10), (4, 6), "20 for the cluster");
+    sync();
+    assert_eq!(
+        admitted_of(&a, "/x", 3),
+        (0, 3),
+        "A has read the cluster's total back"
+    );
+    let keys = redis.cli(&["KEYS", "fngate:rl:*"]);
+    assert!(
+        keys.starts_with("fngate:rl:shop:") && keys.ends_with(":all"),
+        "{keys}"
+    );
+    assert_eq!(redis.cli(&["GET", &keys]), "20");
+
+    // Without Redis each gateway's own bucket decides, spent by what it admitted: A took 15
+    // of its 20, B 5.
+    redis.kill();
+    std::thread::sleep(Duration::from_millis(1300));
+    assert_eq!(admitted_of(&a, "/x", 10), (5, 5));
+    assert_eq!(admitted_of(&b, "/x", 20), (15, 5));
+    // Back: the cluster's window, kept by Redis, decides again.
+    redis.restart();
+    sync();
+    assert_eq!(admitted_of(&a, "/x", 2), (0, 2));
+    assert_eq!(redis.cli(&["GET", &keys]), "20");
 }
