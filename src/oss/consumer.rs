@@ -23,8 +23,9 @@ use tokio::sync::{Notify, Semaphore};
 
 /// How long one blocking read waits for new entries; housekeeping runs at least this often.
 const READ_BLOCK: Duration = Duration::from_millis(250);
-/// Due retries moved back into the stream per call.
+/// Due retries moved back into the stream per call, and how often.
 const PROMOTE_BATCH: usize = 256;
+const PROMOTE_EVERY: Duration = Duration::from_millis(100);
 
 pub struct Consumer {
     pub streams: Arc<Streams>,
@@ -81,6 +82,7 @@ impl Consumer {
         // Renewals and take-overs run well inside the visibility timeout.
         let renew_every = (this.visibility / 3).max(READ_BLOCK);
         let (mut renewed, mut claimed, mut counted) = (Instant::now(), Instant::now(), None);
+        let mut promoted: Option<Instant> = None;
         let mut grouped = false;
         // Own entries left from an earlier run under the same name come first.
         let mut start_id = "0";
@@ -97,7 +99,10 @@ impl Consumer {
                 }
             }
             let housekeeping = async {
-                this.streams.promote(now_ms(), PROMOTE_BATCH).await?;
+                if promoted.is_none_or(|t: Instant| t.elapsed() >= PROMOTE_EVERY) {
+                    promoted = Some(Instant::now());
+                    this.streams.promote(now_ms(), PROMOTE_BATCH).await?;
+                }
                 if renewed.elapsed() >= renew_every {
                     renewed = Instant::now();
                     this.renew().await?;
@@ -118,7 +123,8 @@ impl Consumer {
                 let _ = tokio::time::timeout(READ_BLOCK, freed.notified()).await;
                 continue;
             }
-            let entries = if claimed.elapsed() >= renew_every {
+            let taking_over = claimed.elapsed() >= renew_every;
+            let entries = if taking_over {
                 claimed = Instant::now();
                 this.take_over(free).await
             } else {
@@ -135,7 +141,7 @@ impl Consumer {
             // Own history (`0`) lists the entries being attempted too: those are skipped, and
             // once nothing else is left, only new entries are read.
             let entries = this.not_attempting(entries);
-            if start_id == "0" && entries.is_empty() {
+            if start_id == "0" && !taking_over && entries.is_empty() {
                 start_id = ">";
             }
             for (id, json) in entries {
