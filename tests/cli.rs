@@ -89,13 +89,19 @@ fn each_class_of_config_error_has_line_and_column() {
         (format!("{HEAD}{f}    instances: 2\n"), ":6:16:", "`instances` applies only to `command` functions"),
     ];
     for (yaml, position, message) in cases {
-        let (code, err) = check(&yaml);
-        assert_eq!(code, 1, "should be rejected:\n{yaml}");
-        assert!(
-            err.contains(position) && err.contains(message),
-            "{err:?} should contain {position} and {message:?}\n{yaml}"
-        );
+        assert_rejected(&yaml, position, message);
     }
+}
+
+/// `fngate -t` refuses `yaml` with `message` at `position` (`:line:column:`), and never repeats
+/// the test configs' one password.
+fn assert_rejected(yaml: &str, position: &str, message: &str) {
+    let (code, err) = check(yaml);
+    assert_eq!(code, 1, "should be rejected:\n{yaml}");
+    assert!(
+        err.contains(position) && err.contains(message) && !err.contains("hunter2"),
+        "{err:?} should contain {position} and {message:?}\n{yaml}"
+    );
 }
 
 #[test]
@@ -142,13 +148,7 @@ fn each_oss_queue_setting_error_is_named_at_its_place() {
         ),
     ];
     for (queue, position, message) in cases {
-        let yaml = format!("{HEAD}{bridge}{queue}");
-        let (code, err) = check(&yaml);
-        assert_eq!(code, 1, "should be rejected:\n{yaml}");
-        assert!(
-            err.contains(position) && err.contains(message) && !err.contains("hunter2"),
-            "{err:?} should contain {position} and {message:?}\n{yaml}"
-        );
+        assert_rejected(&format!("{HEAD}{bridge}{queue}"), position, message);
     }
     let redis = format!("{HEAD}{bridge}  queue: {{kind: redis, url: \"redis://h:6379/0\"}}\n");
     assert_eq!(check(&redis).0, 0, "{}", check(&redis).1);
@@ -187,13 +187,7 @@ fn each_cluster_setting_error_is_named_at_its_place() {
         ),
     ];
     for (cluster, api, position, message) in cases {
-        let yaml = format!("{HEAD}{f}{cluster}{api}");
-        let (code, err) = check(&yaml);
-        assert_eq!(code, 1, "should be rejected:\n{yaml}");
-        assert!(
-            err.contains(position) && err.contains(message) && !err.contains("hunter2"),
-            "{err:?} should contain {position} and {message:?}\n{yaml}"
-        );
+        assert_rejected(&format!("{HEAD}{f}{cluster}{api}"), position, message);
     }
     let valid = format!(
         "{HEAD}{f}cluster:\n  redis: \"redis://h\"\n{}",
