@@ -4,7 +4,7 @@
 //!     cargo bench --bench micro
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use fngate::config::Config;
+use fngate::config::{Api, Config, EventFormat};
 use fngate::event::apigw::{self, ApiRequest};
 use fngate::oss::{classify, event};
 use fngate::routing::RouteTable;
@@ -72,32 +72,47 @@ fn event_building(c: &mut Criterion) {
         s.into_bytes()
     };
     let params = [("id", "42"), ("order", "7")];
-    let template = apigw::Template::new(&cfg.apis[0], &cfg.gateway);
-    let request = |method, headers, body| ApiRequest {
-        template: &template,
-        request_id: "c6af9ac6-7b61-11e6-9a41-93e8deadbeef",
-        method,
-        path: "/svc0/users/42/orders/7",
-        query: "lang=zh&page=2&tag=a&tag=b",
-        headers,
-        path_params: &params,
-        forwarded_for: "203.0.113.7, 127.0.0.1",
-        source_ip: "203.0.113.7",
-        body,
-        binary: false,
-        identity: None,
-        time: SystemTime::now(),
-    };
     let mut g = c.benchmark_group("event building");
-    let small = request("GET", &small_headers, b"");
-    g.bench_function("small GET", |b| {
-        b.iter(|| black_box(apigw::build(black_box(&small)).unwrap()))
-    });
-    let big = request("POST", &big_headers, &json_body);
-    g.throughput(Throughput::Bytes(json_body.len() as u64));
-    g.bench_function("64 KiB JSON POST, 30 headers", |b| {
-        b.iter(|| black_box(apigw::build(black_box(&big)).unwrap()))
-    });
+    // Each format's event from the same request (issue 20: no generic JSON value on the path).
+    for format in [EventFormat::Jdcloud, EventFormat::AwsV1, EventFormat::AwsV2] {
+        let api = Api {
+            format,
+            ..cfg.apis[0].clone()
+        };
+        let template = apigw::Template::new(&api, &cfg.gateway);
+        let request = |method, headers, body| ApiRequest {
+            template: &template,
+            request_id: "c6af9ac6-7b61-11e6-9a41-93e8deadbeef",
+            method,
+            path: "/svc0/users/42/orders/7",
+            query: "lang=zh&page=2&tag=a&tag=b",
+            headers,
+            path_params: &params,
+            forwarded_for: "203.0.113.7, 127.0.0.1",
+            source_ip: "203.0.113.7",
+            body,
+            route_path: "/svc0/users/{id}/orders/{order}",
+            any_method: true,
+            binary: false,
+            identity: None,
+            time: SystemTime::now(),
+        };
+        // The JD names are the earlier runs' names, so that before and after compare.
+        let name = |what: &str| match format {
+            EventFormat::Jdcloud => what.to_owned(),
+            other => format!("{what}, {other:?}"),
+        };
+        let small = request("GET", &small_headers, b"");
+        g.throughput(Throughput::Elements(1));
+        g.bench_function(name("small GET"), |b| {
+            b.iter(|| black_box(apigw::build(black_box(&small)).unwrap()))
+        });
+        let big = request("POST", &big_headers, &json_body);
+        g.throughput(Throughput::Bytes(json_body.len() as u64));
+        g.bench_function(name("64 KiB JSON POST, 30 headers"), |b| {
+            b.iter(|| black_box(apigw::build(black_box(&big)).unwrap()))
+        });
+    }
     g.finish();
 }
 

@@ -329,6 +329,101 @@ fn status_code(raw: Option<&RawValue>) -> Result<u16, Violation> {
     }
 }
 
+/// The reply contract of the API's format: JD Cloud's (`check`) or AWS's.
+pub fn check_format(
+    format: crate::config::EventFormat,
+    reply: &[u8],
+) -> Result<Reply<'_>, Violation> {
+    use crate::config::EventFormat;
+    match format {
+        EventFormat::Jdcloud | EventFormat::JdcloudDetail => check(reply),
+        EventFormat::AwsV1 => check_aws(reply, false),
+        EventFormat::AwsV2 => check_aws(reply, true),
+    }
+}
+
+/// AWS API Gateway's Lambda-proxy reply. Payload 1.0: `statusCode`, `headers`,
+/// `multiValueHeaders` (each value an array; merged with `headers`), `body`,
+/// `isBase64Encoded`. Payload 2.0: the same without `multiValueHeaders`, with `cookies` (each a
+/// `Set-Cookie` header); a reply without `statusCode` is the body of a 200
+/// `application/json` answer, as it is.
+fn check_aws(reply: &[u8], v2: bool) -> Result<Reply<'_>, Violation> {
+    #[derive(Deserialize)]
+    struct Aws<'a> {
+        #[serde(rename = "statusCode", borrow)]
+        status_code: Option<&'a RawValue>,
+        #[serde(rename = "multiValueHeaders", borrow)]
+        multi_value_headers: Option<&'a RawValue>,
+        #[serde(borrow)]
+        cookies: Option<&'a RawValue>,
+    }
+    // Only an object has fields (serde would read an array's items as them, in order).
+    let object = reply.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{');
+    let fields = serde_json::from_slice::<Aws>(reply).ok().filter(|_| object);
+    if v2 && fields.as_ref().is_none_or(|f| f.status_code.is_none()) {
+        let whole = serde_json::from_slice::<&RawValue>(reply)
+            .map_err(|e| violation("", format!("not valid JSON ({e})")))?;
+        return Ok(Reply {
+            status: 200,
+            headers: vec![("content-type".into(), "application/json".into())],
+            body: Cow::Borrowed(whole.get().as_bytes()),
+        });
+    }
+    let mut out = check(reply)?;
+    let Some(fields) = fields else {
+        return Ok(out);
+    };
+    let given = |raw: Option<&RawValue>| raw.is_some_and(|r| r.get() != "null");
+    if let Some(multi) = fields.multi_value_headers.filter(|m| !v2 && given(Some(m))) {
+        // Each value a list, unlike `headers`.
+        let lists = serde_json::from_str::<Pairs<&RawValue>>(multi.get()).map(|p| p.0);
+        if let Some((name, value)) = lists
+            .iter()
+            .flatten()
+            .find(|(_, v)| !v.get().starts_with('['))
+        {
+            let at = format!("/multiValueHeaders/{}", pointer_segment(name));
+            return Err(violation(
+                at,
+                format!("expected an array of strings, got {}", describe(value)),
+            ));
+        }
+        // AWS merges the two; for a name in both, the multi-value one's values are kept.
+        let multi = headers_at(multi, "/multiValueHeaders")?;
+        let in_multi = |name: &str| multi.iter().any(|(m, _)| m.eq_ignore_ascii_case(name));
+        out.headers.retain(|(name, _)| !in_multi(name));
+        out.headers.extend(multi);
+    }
+    if let Some(cookies) = fields.cookies.filter(|c| v2 && given(Some(c))) {
+        let wrong = || {
+            violation(
+                "/cookies",
+                format!("expected an array of strings, got {}", describe(cookies)),
+            )
+        };
+        let items: Vec<&RawValue> = serde_json::from_str(cookies.get()).map_err(|_| wrong())?;
+        for (i, item) in items.iter().enumerate() {
+            let at = || format!("/cookies/{i}");
+            if !item.get().starts_with('"') {
+                return Err(violation(
+                    at(),
+                    format!("expected a string, got {}", describe(item)),
+                ));
+            }
+            let value =
+                json_string(item).map_err(|e| violation(at(), format!("invalid string ({e})")))?;
+            if value.contains(['\r', '\n']) || !is_field_value(&value) {
+                return Err(violation(
+                    at(),
+                    "value has characters not allowed in a header",
+                ));
+            }
+            out.headers.push((Cow::Borrowed("set-cookie"), value));
+        }
+    }
+    Ok(out)
+}
+
 /// Escapes `~` and `/` in a JSON pointer segment (RFC 6901).
 fn pointer_segment(name: &str) -> String {
     name.replace('~', "~0").replace('/', "~1")
@@ -337,19 +432,24 @@ fn pointer_segment(name: &str) -> String {
 type Headers<'a> = Vec<(Cow<'a, str>, Cow<'a, str>)>;
 
 fn headers(raw: &RawValue) -> Result<Headers<'_>, Violation> {
+    headers_at(raw, "/headers")
+}
+
+/// The header object at `at` (`/headers`, or AWS's `/multiValueHeaders`).
+fn headers_at<'a>(raw: &'a RawValue, at: &str) -> Result<Headers<'a>, Violation> {
     if !raw.get().starts_with('{') {
         return Err(violation(
-            "/headers",
+            at,
             format!("expected an object, got {}", describe(raw)),
         ));
     }
     let map = serde_json::from_str::<Pairs<&RawValue>>(raw.get())
         .map(|m| m.0)
-        .map_err(|e| violation("/headers", format!("invalid object ({e})")))?;
+        .map_err(|e| violation(at, format!("invalid object ({e})")))?;
     let mut out = Vec::with_capacity(map.len());
     for (name, value) in map {
         // Built only for a message: most replies have nothing wrong.
-        let pointer = || format!("/headers/{}", pointer_segment(&name));
+        let pointer = || format!("{at}/{}", pointer_segment(&name));
         if !is_token(&name) {
             return Err(violation(pointer(), "invalid header name"));
         }

@@ -32,6 +32,9 @@ pub enum GatewayError {
         raised: Option<String>,
     },
     ResponseInvalid(Violation),
+    /// The same, answered as the API format's platform does (`contract_errors: platform`):
+    /// AWS API Gateway's 502 `{"message": "Internal server error"}`.
+    ResponseInvalidAsPlatform(Violation),
     FunctionTimeout(Duration),
     /// The OSS bridge: no credential / a wrong one.
     Unauthorized,
@@ -83,6 +86,7 @@ impl GatewayError {
             Self::UnsupportedBody => 415,
             Self::FunctionUnreachable(_) => 502,
             Self::FunctionError { .. } | Self::ResponseInvalid(_) => 503,
+            Self::ResponseInvalidAsPlatform(_) => 502,
             Self::FunctionTimeout(_) => 504,
             Self::Unauthorized => 401,
             Self::Forbidden => 403,
@@ -109,7 +113,9 @@ impl GatewayError {
             Self::UnsupportedBody => "UNSUPPORTED_BODY",
             Self::FunctionUnreachable(_) => "FUNCTION_UNREACHABLE",
             Self::FunctionError { .. } => "FUNCTION_ERROR",
-            Self::ResponseInvalid(_) => "FUNCTION_RESPONSE_INVALID",
+            Self::ResponseInvalid(_) | Self::ResponseInvalidAsPlatform(_) => {
+                "FUNCTION_RESPONSE_INVALID"
+            }
             Self::FunctionTimeout(_) => "FUNCTION_TIMEOUT",
             Self::Unauthorized => "UNAUTHORIZED",
             Self::Forbidden => "FORBIDDEN",
@@ -155,7 +161,9 @@ impl GatewayError {
                 Some(what) => format!("the function raised {what} (its runtime answered {status})"),
                 None => format!("the function raised an error (its runtime answered {status})"),
             },
-            Self::ResponseInvalid(v) => format!("the function's reply breaks the contract: {v}"),
+            Self::ResponseInvalid(v) | Self::ResponseInvalidAsPlatform(v) => {
+                format!("the function's reply breaks the contract: {v}")
+            }
             Self::FunctionTimeout(t) => {
                 format!(
                     "the function did not answer within {}",
@@ -200,6 +208,7 @@ impl GatewayError {
             Self::UnsupportedBody => "unsupported request body",
             Self::FunctionUnreachable(_) => "bad gateway",
             Self::FunctionError { .. } | Self::ResponseInvalid(_) => "service unavailable",
+            Self::ResponseInvalidAsPlatform(_) => "Internal server error",
             Self::FunctionTimeout(_) => "gateway timeout",
             Self::Unauthorized => "unauthorized",
             Self::Forbidden => "forbidden",
@@ -249,8 +258,12 @@ impl GatewayError {
         }
     }
 
-    /// `{"error": code, "message": ..., "requestId": id}`
+    /// `{"error": code, "message": ..., "requestId": id}`; a platform's own answer as it
+    /// writes it.
     pub fn body(&self, request_id: &str, expose_details: bool) -> Vec<u8> {
+        if let Self::ResponseInvalidAsPlatform(_) = self {
+            return br#"{"message":"Internal server error"}"#.to_vec();
+        }
         let mut out = Vec::with_capacity(160);
         let mut first = true;
         out.push(b'{');

@@ -7,7 +7,7 @@ use crate::access_log::{AccessLog, Entry};
 use crate::bridge;
 use crate::checks::{Admitted, Identity, Request, Verdict};
 use crate::client;
-use crate::config::{OssBridge, Route, Target};
+use crate::config::{ContractErrors, OssBridge, Route, Target};
 use crate::contract;
 use crate::errors::{self, GatewayError};
 use crate::event::apigw::{self, ApiRequest, EventError};
@@ -288,6 +288,8 @@ impl Gateway {
                 forwarded_for: &forwarded_for,
                 source_ip: &source_ip,
                 body: x.body(),
+                route_path: &route.path,
+                any_method: route.methods.is_none(),
                 binary: route.binary,
                 identity,
                 time: SystemTime::now(),
@@ -314,7 +316,13 @@ impl Gateway {
         let invocation = errors::call_outcome(outcome)?;
 
         // 3. The contract, then the answer.
-        let reply = contract::check(&invocation.body).map_err(GatewayError::ResponseInvalid)?;
+        let api = &snap.config.apis[route.api];
+        let reply = contract::check_format(api.format, &invocation.body).map_err(|v| match api
+            .contract_errors
+        {
+            ContractErrors::Fngate => GatewayError::ResponseInvalid(v),
+            ContractErrors::Platform => GatewayError::ResponseInvalidAsPlatform(v),
+        })?;
         rec.status = reply.status;
         let headers = reply
             .headers

@@ -215,6 +215,8 @@ pub struct ApiFile {
     pub id: Spanned<Text>,
     pub stage: Option<Text>,
     pub format: Option<Spanned<Text>>,
+    /// `fngate` (503 naming the field) or `platform` (as the format's platform answers).
+    pub contract_errors: Option<Spanned<Text>>,
     /// Every route's default (`none`, `apikey`, `jdcloud`).
     pub auth: Option<Spanned<Text>>,
     /// One limit shared by the API's routes.

@@ -302,6 +302,19 @@ pub enum EventFormat {
     Jdcloud,
     /// Only the inner object, as the seed document prints it.
     JdcloudDetail,
+    /// AWS API Gateway's Lambda-proxy event, payload format 1.0 (REST APIs).
+    AwsV1,
+    /// AWS API Gateway's payload format 2.0 (HTTP APIs).
+    AwsV2,
+}
+
+/// How a reply that breaks the API's reply contract is answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ContractErrors {
+    /// 503 `RESPONSE_INVALID`, naming the field (fngate's own).
+    Fngate,
+    /// As the format's platform answers: AWS's 502 `{"message": "Internal server error"}`.
+    Platform,
 }
 
 #[derive(Debug, Clone)]
@@ -309,6 +322,7 @@ pub struct Api {
     pub id: String,
     pub stage: String,
     pub format: EventFormat,
+    pub contract_errors: ContractErrors,
     /// `jrn:apigateway:<region>:<accountId>:api/<apiId>`
     pub resource: String,
     /// Shared by the routes that have no limit of their own.

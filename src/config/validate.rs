@@ -409,14 +409,29 @@ fn api_settings(api: &ApiFile, gateway: &GatewaySettings, problems: &mut Problem
     let format = match api.format.as_ref().map(|f| f.value.0.as_str()) {
         None | Some("jdcloud") => EventFormat::Jdcloud,
         Some("jdcloud-detail") => EventFormat::JdcloudDetail,
+        Some("aws-v1") => EventFormat::AwsV1,
+        Some("aws-v2") => EventFormat::AwsV2,
         Some(other) => {
             if let Some(f) = &api.format {
                 problems.push(at_span(
                     f,
-                    format!("format {other:?}: expected jdcloud or jdcloud-detail"),
+                    format!("format {other:?}: expected jdcloud, jdcloud-detail, aws-v1 or aws-v2"),
                 ));
             }
             EventFormat::Jdcloud
+        }
+    };
+    let contract_errors = match api.contract_errors.as_ref().map(|f| f.value.0.as_str()) {
+        None | Some("fngate") => ContractErrors::Fngate,
+        Some("platform") => ContractErrors::Platform,
+        Some(other) => {
+            if let Some(f) = &api.contract_errors {
+                problems.push(at_span(
+                    f,
+                    format!("contract_errors {other:?}: expected fngate or platform"),
+                ));
+            }
+            ContractErrors::Fngate
         }
     };
     let auth = super::access::auth(api.auth.as_ref(), problems).unwrap_or(Auth::None);
@@ -427,6 +442,7 @@ fn api_settings(api: &ApiFile, gateway: &GatewaySettings, problems: &mut Problem
         ),
         stage: api.stage.clone().map_or_else(|| "test".to_owned(), |s| s.0),
         format,
+        contract_errors,
         id,
         rate_limit: super::access::rate_limit(api.rate_limit.as_ref(), problems),
         cors: super::access::cors(api.cors.as_ref(), problems),

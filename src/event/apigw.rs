@@ -25,6 +25,11 @@ pub struct Template {
     /// From `,"requestContext"` to `"identity":`.
     context: Vec<u8>,
     detail_only: bool,
+    pub format: EventFormat,
+    /// For the AWS formats, which write them where their own shape puts them.
+    pub account_id: String,
+    pub api_id: String,
+    pub stage: String,
 }
 
 impl Template {
@@ -57,6 +62,10 @@ impl Template {
             envelope,
             context,
             detail_only,
+            format: api.format,
+            account_id: gateway.account_id.clone(),
+            api_id: api.id.clone(),
+            stage: api.stage.clone(),
         }
     }
 }
@@ -77,6 +86,9 @@ pub struct ApiRequest<'a> {
     pub forwarded_for: &'a str,
     pub source_ip: &'a str,
     pub body: &'a [u8],
+    /// The route's pattern (`/users/{id}`) and whether it takes every method (AWS's route key).
+    pub route_path: &'a str,
+    pub any_method: bool,
     /// Route has `binary: base64`.
     pub binary: bool,
     /// Who the route's authentication admitted; `None`: `authType: "none"`.
@@ -127,6 +139,14 @@ impl<'a> HopByHop<'a> {
 
 /// Builds the event JSON for the API's format.
 pub fn build(req: &ApiRequest) -> Result<Vec<u8>, EventError> {
+    match req.template.format {
+        EventFormat::AwsV1 => super::aws::build_v1(req, req.template),
+        EventFormat::AwsV2 => super::aws::build_v2(req, req.template),
+        EventFormat::Jdcloud | EventFormat::JdcloudDetail => build_jd(req),
+    }
+}
+
+fn build_jd(req: &ApiRequest) -> Result<Vec<u8>, EventError> {
     // A `binary: base64` route always sends base64, so the function knows what it gets.
     let body_text = match req.binary {
         true => None,

@@ -1,6 +1,8 @@
-//! Building function events: `apigw` for API-gateway requests (docs/events.md); the OSS event of
-//! docs/oss-bridge.md joins it with the bridge.
+//! Building function events: `apigw` for API-gateway requests (docs/events.md) in JD Cloud's
+//! shape, `aws` in AWS API Gateway's (`format: aws-v1 | aws-v2`); the OSS event of
+//! docs/oss-bridge.md is built with the bridge.
 
 pub mod apigw;
+pub mod aws;
 pub mod decode;
 pub mod json;
