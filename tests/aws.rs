@@ -423,3 +423,57 @@ fn broken_replies_get_fngate_s_503_or_as_the_platform_answers_502() {
         assert_eq!(r.json(), json!({"message": "Internal server error"}));
     }
 }
+
+/// Mangum (from PyPI, in a test venv) in front of an ASGI app: AWS users' code, unchanged.
+fn mangum_python() -> std::path::PathBuf {
+    static PYTHON: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+    PYTHON
+        .get_or_init(|| venv("mangum-venv", &["mangum"], "import mangum"))
+        .clone()
+}
+
+#[test]
+fn an_asgi_app_behind_mangum_is_served_through_both_aws_formats() {
+    let python = mangum_python();
+    for format in ["aws-v2", "aws-v1"] {
+        let g = Gateway::start(&format!(
+            "functions:\n  app:\n    command: [\"{}\", \"runtime/python/fngate_runtime.py\", \"--code\", \"tests/functions/aws_asgi\", \"--handler\", \"index.handler\"]\napis:\n  - id: shop\n    stage: prod\n    format: {format}\n    routes:\n      - path: /asgi/{{*rest}}\n        function: app\n",
+            python.display()
+        ));
+        let mut c = g.client();
+        let r = c.request(
+            "POST",
+            "/asgi/items/7%20b?x=1&y=two%20words",
+            &[
+                ("X-Custom", "yes"),
+                ("Content-Type", "text/plain"),
+                ("Cookie", "s=1; t=2"),
+            ],
+            "caf\u{e9} au lait".as_bytes(),
+        );
+        assert_eq!(r.status, 201, "{format}: {}", r.text());
+        assert_eq!(r.header("x-app"), Some("asgi"), "{format}");
+        assert_eq!(
+            r.header("content-type"),
+            Some("application/json"),
+            "{format}"
+        );
+        assert_eq!(
+            r.header_all("set-cookie"),
+            ["a=1; Path=/", "b=2"],
+            "{format}"
+        );
+        let seen = r.json();
+        assert_eq!(seen["method"], "POST", "{format}");
+        assert_eq!(seen["path"], "/asgi/items/7 b", "{format}");
+        assert_eq!(seen["body"], "caf\u{e9} au lait", "{format}");
+        assert_eq!(seen["headers"]["x-custom"], "yes", "{format}");
+        assert_eq!(seen["headers"]["cookie"], "s=1; t=2", "{format}: {seen}");
+        assert_eq!(seen["client"][0], "127.0.0.1", "{format}");
+        let query = seen["query"].as_str().unwrap();
+        assert!(
+            query == "x=1&y=two%20words" || query == "x=1&y=two+words",
+            "{format}: {query}"
+        );
+    }
+}

@@ -157,6 +157,7 @@ class Invoker:
             return 503, error_body("Busy", "every worker stayed busy until the deadline", [])
         _local.request_id = request_id
         try:
+            give_thread_an_event_loop()
             context = Context(request_id, self.function_name, self.memory_mb,
                               seconds(self.timeout_ms), deadline)
             result = self.handler(event, context)
@@ -171,6 +172,20 @@ class Invoker:
             sys.stderr.flush()
             _local.request_id = "-"
             self.slots.release()
+
+
+def give_thread_an_event_loop():
+    """Lambda calls handlers on its main thread, where asyncio finds an event loop; adapters such
+    as Mangum (ASGI) count on one. Handlers run on worker threads here, so a thread gets a loop
+    of its own the first time it needs one — only when the handler's code uses asyncio at all."""
+    asyncio = sys.modules.get("asyncio")
+    if asyncio is None or getattr(_local, "has_loop", False):
+        return
+    try:
+        asyncio.get_event_loop_policy().get_event_loop()
+    except RuntimeError:
+        asyncio.set_event_loop(asyncio.new_event_loop())
+    _local.has_loop = True
 
 
 def seconds(ms):
