@@ -74,7 +74,12 @@ fn event_building(c: &mut Criterion) {
     let params = [("id", "42"), ("order", "7")];
     let mut g = c.benchmark_group("event building");
     // Each format's event from the same request (issue 20: no generic JSON value on the path).
-    for format in [EventFormat::Jdcloud, EventFormat::AwsV1, EventFormat::AwsV2] {
+    for format in [
+        EventFormat::Jdcloud,
+        EventFormat::AwsV1,
+        EventFormat::AwsV2,
+        EventFormat::Aliyun,
+    ] {
         let api = Api {
             format,
             ..cfg.apis[0].clone()

@@ -336,7 +336,8 @@ pub fn check_format(
 ) -> Result<Reply<'_>, Violation> {
     use crate::config::EventFormat;
     match format {
-        EventFormat::Jdcloud | EventFormat::JdcloudDetail => check(reply),
+        // Alibaba Cloud's reply is JD's shape (`isBase64Encoded`, `statusCode`, `headers`, `body`).
+        EventFormat::Jdcloud | EventFormat::JdcloudDetail | EventFormat::Aliyun => check(reply),
         EventFormat::AwsV1 => check_aws(reply, false),
         EventFormat::AwsV2 => check_aws(reply, true),
     }

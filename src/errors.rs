@@ -33,8 +33,13 @@ pub enum GatewayError {
     },
     ResponseInvalid(Violation),
     /// The same, answered as the API format's platform does (`contract_errors: platform`):
-    /// AWS API Gateway's 502 `{"message": "Internal server error"}`.
-    ResponseInvalidAsPlatform(Violation),
+    /// AWS API Gateway's 502 `{"message":"Internal server error"}`, Alibaba Cloud API Gateway's
+    /// 503 without a body.
+    ResponseInvalidAsPlatform {
+        violation: Violation,
+        status: u16,
+        body: &'static [u8],
+    },
     FunctionTimeout(Duration),
     /// The OSS bridge: no credential / a wrong one.
     Unauthorized,
@@ -86,7 +91,7 @@ impl GatewayError {
             Self::UnsupportedBody => 415,
             Self::FunctionUnreachable(_) => 502,
             Self::FunctionError { .. } | Self::ResponseInvalid(_) => 503,
-            Self::ResponseInvalidAsPlatform(_) => 502,
+            Self::ResponseInvalidAsPlatform { status, .. } => *status,
             Self::FunctionTimeout(_) => 504,
             Self::Unauthorized => 401,
             Self::Forbidden => 403,
@@ -113,7 +118,7 @@ impl GatewayError {
             Self::UnsupportedBody => "UNSUPPORTED_BODY",
             Self::FunctionUnreachable(_) => "FUNCTION_UNREACHABLE",
             Self::FunctionError { .. } => "FUNCTION_ERROR",
-            Self::ResponseInvalid(_) | Self::ResponseInvalidAsPlatform(_) => {
+            Self::ResponseInvalid(_) | Self::ResponseInvalidAsPlatform { .. } => {
                 "FUNCTION_RESPONSE_INVALID"
             }
             Self::FunctionTimeout(_) => "FUNCTION_TIMEOUT",
@@ -161,7 +166,8 @@ impl GatewayError {
                 Some(what) => format!("the function raised {what} (its runtime answered {status})"),
                 None => format!("the function raised an error (its runtime answered {status})"),
             },
-            Self::ResponseInvalid(v) | Self::ResponseInvalidAsPlatform(v) => {
+            Self::ResponseInvalid(v)
+            | Self::ResponseInvalidAsPlatform { violation: v, .. } => {
                 format!("the function's reply breaks the contract: {v}")
             }
             Self::FunctionTimeout(t) => {
@@ -208,7 +214,7 @@ impl GatewayError {
             Self::UnsupportedBody => "unsupported request body",
             Self::FunctionUnreachable(_) => "bad gateway",
             Self::FunctionError { .. } | Self::ResponseInvalid(_) => "service unavailable",
-            Self::ResponseInvalidAsPlatform(_) => "Internal server error",
+            Self::ResponseInvalidAsPlatform { .. } => "service unavailable",
             Self::FunctionTimeout(_) => "gateway timeout",
             Self::Unauthorized => "unauthorized",
             Self::Forbidden => "forbidden",
@@ -261,8 +267,8 @@ impl GatewayError {
     /// `{"error": code, "message": ..., "requestId": id}`; a platform's own answer as it
     /// writes it.
     pub fn body(&self, request_id: &str, expose_details: bool) -> Vec<u8> {
-        if let Self::ResponseInvalidAsPlatform(_) = self {
-            return br#"{"message":"Internal server error"}"#.to_vec();
+        if let Self::ResponseInvalidAsPlatform { body, .. } = self {
+            return body.to_vec();
         }
         let mut out = Vec::with_capacity(160);
         let mut first = true;

@@ -7,7 +7,7 @@ use crate::access_log::{AccessLog, Entry};
 use crate::bridge;
 use crate::checks::{Admitted, Identity, Request, Verdict};
 use crate::client;
-use crate::config::{ContractErrors, OssBridge, Route, Target};
+use crate::config::{ContractErrors, EventFormat, OssBridge, Route, Target};
 use crate::contract;
 use crate::errors::{self, GatewayError};
 use crate::event::apigw::{self, ApiRequest, EventError};
@@ -317,12 +317,8 @@ impl Gateway {
 
         // 3. The contract, then the answer.
         let api = &snap.config.apis[route.api];
-        let reply = contract::check_format(api.format, &invocation.body).map_err(|v| match api
-            .contract_errors
-        {
-            ContractErrors::Fngate => GatewayError::ResponseInvalid(v),
-            ContractErrors::Platform => GatewayError::ResponseInvalidAsPlatform(v),
-        })?;
+        let reply = contract::check_format(api.format, &invocation.body)
+            .map_err(|v| contract_error(api, v))?;
         rec.status = reply.status;
         let headers = reply
             .headers
@@ -361,6 +357,27 @@ impl Gateway {
         ];
         let _ = x.respond(answer.status, headers, &answer.body).await;
         Ok(())
+    }
+}
+
+/// A broken reply, answered by fngate's rule or, with `contract_errors: platform`, as the
+/// format's platform answers it (JD Cloud's formats have no other answer than fngate's).
+fn contract_error(api: &crate::config::Api, violation: contract::Violation) -> GatewayError {
+    let platform = match (api.contract_errors, api.format) {
+        (ContractErrors::Fngate, _) => None,
+        (_, EventFormat::AwsV1 | EventFormat::AwsV2) => {
+            Some((502, &br#"{"message":"Internal server error"}"#[..]))
+        }
+        (_, EventFormat::Aliyun) => Some((503, &b""[..])),
+        (_, EventFormat::Jdcloud | EventFormat::JdcloudDetail) => None,
+    };
+    match platform {
+        Some((status, body)) => GatewayError::ResponseInvalidAsPlatform {
+            violation,
+            status,
+            body,
+        },
+        None => GatewayError::ResponseInvalid(violation),
     }
 }
 

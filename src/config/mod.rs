@@ -306,6 +306,8 @@ pub enum EventFormat {
     AwsV1,
     /// AWS API Gateway's payload format 2.0 (HTTP APIs).
     AwsV2,
+    /// Alibaba Cloud Function Compute's API-gateway trigger event.
+    Aliyun,
 }
 
 /// How a reply that breaks the API's reply contract is answered.
@@ -313,7 +315,8 @@ pub enum EventFormat {
 pub enum ContractErrors {
     /// 503 `RESPONSE_INVALID`, naming the field (fngate's own).
     Fngate,
-    /// As the format's platform answers: AWS's 502 `{"message": "Internal server error"}`.
+    /// As the format's platform answers: AWS's 502 `{"message": "Internal server error"}`,
+    /// Alibaba Cloud's 503 without a body.
     Platform,
 }
 

@@ -411,11 +411,12 @@ fn api_settings(api: &ApiFile, gateway: &GatewaySettings, problems: &mut Problem
         Some("jdcloud-detail") => EventFormat::JdcloudDetail,
         Some("aws-v1") => EventFormat::AwsV1,
         Some("aws-v2") => EventFormat::AwsV2,
+        Some("aliyun") => EventFormat::Aliyun,
         Some(other) => {
             if let Some(f) = &api.format {
                 problems.push(at_span(
                     f,
-                    format!("format {other:?}: expected jdcloud, jdcloud-detail, aws-v1 or aws-v2"),
+                    format!("format {other:?}: expected jdcloud, jdcloud-detail, aws-v1, aws-v2 or aliyun"),
                 ));
             }
             EventFormat::Jdcloud

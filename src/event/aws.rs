@@ -12,7 +12,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Header lines grouped by name (lower-cased), in order of first appearance; hop-by-hop
 /// headers and those the `Connection` header names are left out, as a proxy drops them.
-fn grouped<'a>(req: &ApiRequest<'a>) -> Result<Vec<(String, Vec<&'a str>)>, EventError> {
+pub(super) fn grouped<'a>(req: &ApiRequest<'a>) -> Result<Vec<(String, Vec<&'a str>)>, EventError> {
     let hop = HopByHop::of(req.headers.iter().copied());
     let mut groups: Vec<(String, Vec<&'a str>)> = Vec::with_capacity(req.headers.len());
     for &(name, value) in req.headers {
@@ -48,7 +48,7 @@ fn header<'a>(groups: &[(String, Vec<&'a str>)], name: &str) -> &'a str {
 
 /// The body as the function gets it: text when it is UTF-8 (and the route is not
 /// `binary: base64`), else base64 with `isBase64Encoded: true`, as AWS does for binary media.
-fn body_of<'a>(req: &ApiRequest<'a>) -> (Cow<'a, str>, bool) {
+pub(super) fn body_of<'a>(req: &ApiRequest<'a>) -> (Cow<'a, str>, bool) {
     match (req.binary, simdutf8::basic::from_utf8(req.body)) {
         (false, Ok(text)) => (Cow::Borrowed(text), false),
         _ => (
@@ -112,7 +112,9 @@ fn bad_query(e: String) -> EventError {
     EventError::BadRequest(format!("query string: {e}"))
 }
 
-fn decoded_params<'a>(req: &ApiRequest<'a>) -> Result<Vec<(&'a str, Cow<'a, str>)>, EventError> {
+pub(super) fn decoded_params<'a>(
+    req: &ApiRequest<'a>,
+) -> Result<Vec<(&'a str, Cow<'a, str>)>, EventError> {
     (req.path_params.iter())
         .map(|&(name, raw)| {
             decode_component(raw, false)
@@ -371,7 +373,7 @@ pub fn build_v1(req: &ApiRequest, t: &Template) -> Result<Vec<u8>, EventError> {
 }
 
 /// A header's name as the client spelled it (the first spelling), else as given.
-fn spelled<'x>(headers: &[(&'x str, &'x [u8])], lower: &'x str) -> &'x str {
+pub(super) fn spelled<'x>(headers: &[(&'x str, &'x [u8])], lower: &'x str) -> &'x str {
     (headers.iter())
         .find(|(n, _)| n.eq_ignore_ascii_case(lower))
         .map_or(lower, |(n, _)| *n)

@@ -1,0 +1,49 @@
+//! Request → Alibaba Cloud Function Compute's API-gateway trigger event (`format: aliyun`,
+//! docs/events.md#alibaba-cloud-function-compute-events): `path`, `httpMethod`, `headers`,
+//! `queryParameters`, `pathParameters`, `body`, `isBase64Encoded` — the shape JD Cloud modelled
+//! its own on, without the envelope and the request context.
+
+use super::apigw::{ApiRequest, EventError};
+use super::aws::{body_of, decoded_params, grouped, spelled};
+use super::decode::parse_query;
+use super::json::{push_key, push_str};
+
+pub fn build(req: &ApiRequest) -> Result<Vec<u8>, EventError> {
+    let groups = grouped(req)?;
+    let query =
+        parse_query(req.query).map_err(|e| EventError::BadRequest(format!("query string: {e}")))?;
+    let params = decoded_params(req)?;
+    let (body, base64) = body_of(req);
+    let mut out = Vec::with_capacity(400 + req.body.len() * 4 / 3 + req.query.len() * 2);
+    let raw = |out: &mut Vec<u8>, fragment: &str| out.extend_from_slice(fragment.as_bytes());
+    raw(&mut out, r#"{"path":"#);
+    push_str(&mut out, req.path);
+    raw(&mut out, r#","httpMethod":"#);
+    push_str(&mut out, req.method);
+    // Names as the client spelled them; a repeated header's values joined with ", ".
+    raw(&mut out, r#","headers":{"#);
+    let mut first = true;
+    for (name, values) in &groups {
+        push_key(&mut out, &mut first, spelled(req.headers, name));
+        push_str(&mut out, &values.join(", "));
+    }
+    // One value per key (a map of strings): a repeated key's last.
+    raw(&mut out, r#"},"queryParameters":{"#);
+    let mut first = true;
+    for (key, values) in &query {
+        push_key(&mut out, &mut first, key);
+        push_str(&mut out, values.last().map_or("", |v| v.as_ref()));
+    }
+    raw(&mut out, r#"},"pathParameters":{"#);
+    let mut first = true;
+    for (name, value) in &params {
+        push_key(&mut out, &mut first, name);
+        push_str(&mut out, value);
+    }
+    raw(&mut out, r#"},"body":"#);
+    push_str(&mut out, &body);
+    raw(&mut out, r#","isBase64Encoded":"#);
+    raw(&mut out, if base64 { "true" } else { "false" });
+    out.push(b'}');
+    Ok(out)
+}
