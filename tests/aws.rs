@@ -31,16 +31,7 @@ fn event_of(
     headers: &[(&str, &str)],
     body: &[u8],
 ) -> Value {
-    let mut head = format!("{method} {target} HTTP/1.1\r\n");
-    for (n, v) in headers {
-        head.push_str(&format!("{n}: {v}\r\n"));
-    }
-    head.push_str(&format!("Content-Length: {}\r\n\r\n", body.len()));
-    let mut bytes = head.into_bytes();
-    bytes.extend_from_slice(body);
-    let mut c = g.client();
-    c.send_raw(&bytes);
-    let r = c.read_response(false);
+    let r = g.client().request_lines(method, target, headers, body);
     assert_eq!(r.status, 200, "{}", r.text());
     f.last_event().json()
 }

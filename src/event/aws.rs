@@ -284,32 +284,14 @@ pub fn build_v1(req: &ApiRequest, t: &Template) -> Result<Vec<u8>, EventError> {
         .map(|(n, v)| (spelled(n), v.last().copied().unwrap_or("")));
     push_object(&mut out, last, true);
     raw(&mut out, r#","multiValueHeaders":"#);
-    if groups.is_empty() {
-        raw(&mut out, "null");
-    } else {
-        let mut first = true;
-        out.push(b'{');
-        for (name, values) in &groups {
-            push_key(&mut out, &mut first, spelled(name));
-            push_list(&mut out, values.iter().copied());
-        }
-        out.push(b'}');
-    }
+    let lists = (groups.iter()).map(|(n, v)| (spelled(n), v.iter().copied()));
+    push_lists(&mut out, lists);
     raw(&mut out, r#","queryStringParameters":"#);
     let pairs = (query.iter()).map(|(k, v)| (k.as_ref(), v.last().map_or("", |s| s.as_ref())));
     push_object(&mut out, pairs, true);
     raw(&mut out, r#","multiValueQueryStringParameters":"#);
-    if query.is_empty() {
-        raw(&mut out, "null");
-    } else {
-        let mut first = true;
-        out.push(b'{');
-        for (key, values) in &query {
-            push_key(&mut out, &mut first, key);
-            push_list(&mut out, values.iter().map(|v| v.as_ref()));
-        }
-        out.push(b'}');
-    }
+    let lists = (query.iter()).map(|(k, v)| (k.as_ref(), v.iter().map(|v| v.as_ref())));
+    push_lists(&mut out, lists);
     raw(&mut out, r#","requestContext":{"accountId":"#);
     push_str(&mut out, &t.account_id);
     raw(&mut out, r#","apiId":"#);
@@ -377,6 +359,25 @@ pub(super) fn spelled<'x>(headers: &[(&'x str, &'x [u8])], lower: &'x str) -> &'
     (headers.iter())
         .find(|(n, _)| n.eq_ignore_ascii_case(lower))
         .map_or(lower, |(n, _)| *n)
+}
+
+/// `{"name": [values], ...}`, or `null` when there are none (the 1.0 `multiValue` forms).
+fn push_lists<'v, V: Iterator<Item = &'v str>>(
+    out: &mut Vec<u8>,
+    lists: impl Iterator<Item = (&'v str, V)>,
+) {
+    let mut first = true;
+    out.push(b'{');
+    for (name, values) in lists {
+        push_key(out, &mut first, name);
+        push_list(out, values);
+    }
+    if first {
+        out.pop();
+        raw(out, "null");
+    } else {
+        out.push(b'}');
+    }
 }
 
 fn push_list<'v>(out: &mut Vec<u8>, values: impl Iterator<Item = &'v str>) {

@@ -422,7 +422,23 @@ impl Client {
         headers: &[(&str, &str)],
         body: &[u8],
     ) -> Response {
-        let mut head = format!("{method} {path} HTTP/1.1\r\nHost: test\r\n");
+        let lines: Vec<(&str, &str)> = [("Host", "test")]
+            .into_iter()
+            .chain(headers.iter().copied())
+            .collect();
+        self.request_lines(method, path, &lines, body)
+    }
+
+    /// A request with exactly these header lines (no `Host` of its own) and a `Content-Length`
+    /// when there is a body or the method is POST or PUT.
+    pub fn request_lines(
+        &mut self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> Response {
+        let mut head = format!("{method} {path} HTTP/1.1\r\n");
         for (n, v) in headers {
             head.push_str(&format!("{n}: {v}\r\n"));
         }
