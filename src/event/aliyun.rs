@@ -4,16 +4,17 @@
 //! its own on, without the envelope and the request context.
 
 use super::apigw::{ApiRequest, EventError};
-use super::aws::{body_of, decoded_params, grouped, spelled};
-use super::decode::parse_query;
+use super::aws::{spelled, Parts};
 use super::json::{push_key, push_str};
 
 pub fn build(req: &ApiRequest) -> Result<Vec<u8>, EventError> {
-    let groups = grouped(req)?;
-    let query =
-        parse_query(req.query).map_err(|e| EventError::BadRequest(format!("query string: {e}")))?;
-    let params = decoded_params(req)?;
-    let (body, base64) = body_of(req);
+    let Parts {
+        groups,
+        query,
+        params,
+        body,
+        base64,
+    } = Parts::of(req)?;
     let mut out = Vec::with_capacity(400 + req.body.len() * 4 / 3 + req.query.len() * 2);
     let raw = |out: &mut Vec<u8>, fragment: &str| out.extend_from_slice(fragment.as_bytes());
     raw(&mut out, r#"{"path":"#);

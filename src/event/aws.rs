@@ -4,15 +4,38 @@
 //! same `ApiRequest`.
 
 use super::apigw::{ApiRequest, EventError, HopByHop, Template};
-use super::decode::{decode_component, parse_query};
+use super::decode::{decode_component, parse_query, QueryParams};
 use super::json::{push_key, push_key_lower, push_str};
 use base64::Engine;
 use std::borrow::Cow;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+/// What the AWS and Alibaba Cloud events are written from: headers grouped, the query parsed,
+/// path parameters decoded, the body as text or base64.
+pub(super) struct Parts<'a> {
+    pub groups: Vec<(String, Vec<&'a str>)>,
+    pub query: QueryParams<'a>,
+    pub params: Vec<(&'a str, Cow<'a, str>)>,
+    pub body: Cow<'a, str>,
+    pub base64: bool,
+}
+
+impl<'a> Parts<'a> {
+    pub fn of(req: &ApiRequest<'a>) -> Result<Parts<'a>, EventError> {
+        let (body, base64) = body_of(req);
+        Ok(Parts {
+            groups: grouped(req)?,
+            query: parse_query(req.query).map_err(bad_query)?,
+            params: decoded_params(req)?,
+            body,
+            base64,
+        })
+    }
+}
+
 /// Header lines grouped by name (lower-cased), in order of first appearance; hop-by-hop
 /// headers and those the `Connection` header names are left out, as a proxy drops them.
-pub(super) fn grouped<'a>(req: &ApiRequest<'a>) -> Result<Vec<(String, Vec<&'a str>)>, EventError> {
+fn grouped<'a>(req: &ApiRequest<'a>) -> Result<Vec<(String, Vec<&'a str>)>, EventError> {
     let hop = HopByHop::of(req.headers.iter().copied());
     let mut groups: Vec<(String, Vec<&'a str>)> = Vec::with_capacity(req.headers.len());
     for &(name, value) in req.headers {
@@ -48,7 +71,7 @@ fn header<'a>(groups: &[(String, Vec<&'a str>)], name: &str) -> &'a str {
 
 /// The body as the function gets it: text when it is UTF-8 (and the route is not
 /// `binary: base64`), else base64 with `isBase64Encoded: true`, as AWS does for binary media.
-pub(super) fn body_of<'a>(req: &ApiRequest<'a>) -> (Cow<'a, str>, bool) {
+fn body_of<'a>(req: &ApiRequest<'a>) -> (Cow<'a, str>, bool) {
     match (req.binary, simdutf8::basic::from_utf8(req.body)) {
         (false, Ok(text)) => (Cow::Borrowed(text), false),
         _ => (
@@ -112,9 +135,7 @@ fn bad_query(e: String) -> EventError {
     EventError::BadRequest(format!("query string: {e}"))
 }
 
-pub(super) fn decoded_params<'a>(
-    req: &ApiRequest<'a>,
-) -> Result<Vec<(&'a str, Cow<'a, str>)>, EventError> {
+fn decoded_params<'a>(req: &ApiRequest<'a>) -> Result<Vec<(&'a str, Cow<'a, str>)>, EventError> {
     (req.path_params.iter())
         .map(|&(name, raw)| {
             decode_component(raw, false)
@@ -162,10 +183,13 @@ fn push_identity(out: &mut Vec<u8>, id: &crate::checks::Identity) {
 
 /// Payload format 2.0 (HTTP APIs).
 pub fn build_v2(req: &ApiRequest, t: &Template) -> Result<Vec<u8>, EventError> {
-    let groups = grouped(req)?;
-    let query = parse_query(req.query).map_err(bad_query)?;
-    let params = decoded_params(req)?;
-    let (body, base64) = body_of(req);
+    let Parts {
+        groups,
+        query,
+        params,
+        body,
+        base64,
+    } = Parts::of(req)?;
     let route_key = route_key(req);
     let mut out = Vec::with_capacity(900 + req.body.len() * 4 / 3 + req.query.len() * 2);
     raw(&mut out, r#"{"version":"2.0","routeKey":"#);
@@ -265,11 +289,14 @@ pub fn build_v2(req: &ApiRequest, t: &Template) -> Result<Vec<u8>, EventError> {
 /// of a repeated header or query key in `headers` / `queryStringParameters`, every value in the
 /// `multiValue` forms, `null` for what is absent.
 pub fn build_v1(req: &ApiRequest, t: &Template) -> Result<Vec<u8>, EventError> {
-    let groups = grouped(req)?;
+    let Parts {
+        groups,
+        query,
+        params,
+        body,
+        base64,
+    } = Parts::of(req)?;
     let spelled = |lower| spelled(req.headers, lower);
-    let query = parse_query(req.query).map_err(bad_query)?;
-    let params = decoded_params(req)?;
-    let (body, base64) = body_of(req);
     let resource = resource(req.route_path);
     let mut out = Vec::with_capacity(1400 + req.body.len() * 4 / 3 + req.query.len() * 3);
     raw(&mut out, r#"{"version":"1.0","resource":"#);
