@@ -4,7 +4,7 @@
 //! its own on, without the envelope and the request context.
 
 use super::apigw::{ApiRequest, EventError};
-use super::aws::{spelled, Parts};
+use super::aws::Parts;
 use super::json::{push_key, push_str};
 
 pub fn build(req: &ApiRequest) -> Result<Vec<u8>, EventError> {
@@ -25,8 +25,11 @@ pub fn build(req: &ApiRequest) -> Result<Vec<u8>, EventError> {
     raw(&mut out, r#","headers":{"#);
     let mut first = true;
     for (name, values) in &groups {
-        push_key(&mut out, &mut first, spelled(req.headers, name));
-        push_str(&mut out, &values.join(", "));
+        push_key(&mut out, &mut first, name);
+        match values.as_slice() {
+            [one] => push_str(&mut out, one),
+            many => push_str(&mut out, &many.join(", ")),
+        }
     }
     // One value per key (a map of strings): a repeated key's last.
     raw(&mut out, r#"},"queryParameters":{"#);

@@ -7,13 +7,14 @@ use super::apigw::{ApiRequest, EventError, HopByHop, Template};
 use super::decode::{decode_component, parse_query, QueryParams};
 use super::json::{push_key, push_key_lower, push_str};
 use base64::Engine;
+use smallvec::SmallVec;
 use std::borrow::Cow;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// What the AWS and Alibaba Cloud events are written from: headers grouped, the query parsed,
 /// path parameters decoded, the body as text or base64.
 pub(super) struct Parts<'a> {
-    pub groups: Vec<(String, Vec<&'a str>)>,
+    pub groups: Groups<'a>,
     pub query: QueryParams<'a>,
     pub params: Vec<(&'a str, Cow<'a, str>)>,
     pub body: Cow<'a, str>,
@@ -33,13 +34,23 @@ impl<'a> Parts<'a> {
     }
 }
 
-/// Header lines grouped by name (lower-cased), in order of first appearance; hop-by-hop
-/// headers and those the `Connection` header names are left out, as a proxy drops them.
-fn grouped<'a>(req: &ApiRequest<'a>) -> Result<Vec<(String, Vec<&'a str>)>, EventError> {
+/// Header lines grouped by name (compared without case; kept as first spelled), in order of
+/// first appearance.
+pub(super) type Groups<'a> = Vec<(&'a str, SmallVec<[&'a str; 1]>)>;
+
+/// The request's headers grouped; hop-by-hop headers and those the `Connection` header names are
+/// left out, as a proxy drops them.
+fn grouped<'a>(req: &ApiRequest<'a>) -> Result<Groups<'a>, EventError> {
     let hop = HopByHop::of(req.headers.iter().copied());
-    let mut groups: Vec<(String, Vec<&'a str>)> = Vec::with_capacity(req.headers.len());
+    let mut groups: Groups<'a> = Vec::with_capacity(req.headers.len() + 1);
+    // The client's spelling of X-Forwarded-For, if it sent one.
+    let mut forwarded = "x-forwarded-for";
     for &(name, value) in req.headers {
-        if hop.contains(name) || name.eq_ignore_ascii_case("x-forwarded-for") {
+        if name.eq_ignore_ascii_case("x-forwarded-for") {
+            forwarded = name;
+            continue;
+        }
+        if hop.contains(name) {
             continue;
         }
         let value = crate::text::utf8(value).map_err(|_| {
@@ -51,20 +62,20 @@ fn grouped<'a>(req: &ApiRequest<'a>) -> Result<Vec<(String, Vec<&'a str>)>, Even
             .find(|(n, _)| n.eq_ignore_ascii_case(name))
         {
             Some((_, values)) => values.push(value),
-            None => groups.push((name.to_ascii_lowercase(), vec![value])),
+            None => groups.push((name, smallvec::smallvec![value])),
         }
     }
     // What the client's proxies said, with this hop's peer appended, as AWS's own front does.
     if !req.forwarded_for.is_empty() {
-        groups.push(("x-forwarded-for".into(), vec![req.forwarded_for]));
+        groups.push((forwarded, smallvec::smallvec![req.forwarded_for]));
     }
     Ok(groups)
 }
 
-fn header<'a>(groups: &[(String, Vec<&'a str>)], name: &str) -> &'a str {
+fn header<'a>(groups: &Groups<'a>, name: &str) -> &'a str {
     groups
         .iter()
-        .find(|(n, _)| n == name)
+        .find(|(n, _)| n.eq_ignore_ascii_case(name))
         .and_then(|(_, v)| v.first().copied())
         .unwrap_or("")
 }
@@ -98,24 +109,24 @@ fn route_key(req: &ApiRequest) -> String {
     format!("{method} {}", resource(req.route_path))
 }
 
-/// `12/Mar/2020:19:03:58 +0000`, the request time of AWS's request contexts.
+/// `12/Mar/2020:19:03:58 +0000`, the request time of AWS's request contexts: rearranged from
+/// the RFC 3339 form in place.
 fn push_clf_time(out: &mut Vec<u8>, time: SystemTime) {
-    const MONTHS: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
+    const MONTHS: &[u8; 36] = b"JanFebMarAprMayJunJulAugSepOctNovDec";
     let mut iso = Vec::with_capacity(24);
     crate::text::push_rfc3339_millis(&mut iso, time);
-    // 2026-12-05T10:00:00.000Z → 05/Dec/2026:10:00:00 +0000
-    let at = |r: std::ops::Range<usize>| std::str::from_utf8(&iso[r]).unwrap_or("0");
-    let month = at(5..7).parse::<usize>().unwrap_or(1).clamp(1, 12);
-    let text = format!(
-        "{}/{}/{}:{} +0000",
-        at(8..10),
-        MONTHS[month - 1],
-        at(0..4),
-        at(11..19)
-    );
-    push_str(out, &text);
+    // 2026-12-05T10:00:00.000Z → "05/Dec/2026:10:00:00 +0000"
+    let digit = |i: usize| usize::from(iso[i].wrapping_sub(b'0')).min(9);
+    let month = (digit(5) * 10 + digit(6)).clamp(1, 12) - 1;
+    out.push(b'"');
+    out.extend_from_slice(&iso[8..10]);
+    out.push(b'/');
+    out.extend_from_slice(&MONTHS[month * 3..month * 3 + 3]);
+    out.push(b'/');
+    out.extend_from_slice(&iso[0..4]);
+    out.push(b':');
+    out.extend_from_slice(&iso[11..19]);
+    out.extend_from_slice(b" +0000\"");
 }
 
 fn epoch_ms(time: SystemTime) -> u64 {
@@ -200,7 +211,7 @@ pub fn build_v2(req: &ApiRequest, t: &Template) -> Result<Vec<u8>, EventError> {
     push_str(&mut out, req.query);
     // Cookies leave the headers for their own list, one entry per cookie.
     let cookies: Vec<&str> = (groups.iter())
-        .filter(|(n, _)| n == "cookie")
+        .filter(|(n, _)| n.eq_ignore_ascii_case("cookie"))
         .flat_map(|(_, v)| v.iter().flat_map(|line| line.split(';')))
         .map(str::trim)
         .filter(|c| !c.is_empty())
@@ -218,9 +229,15 @@ pub fn build_v2(req: &ApiRequest, t: &Template) -> Result<Vec<u8>, EventError> {
     // Repeated headers and query keys: one value, joined with commas.
     raw(&mut out, r#","headers":{"#);
     let mut first = true;
-    for (name, values) in groups.iter().filter(|(n, _)| n != "cookie") {
+    for (name, values) in groups
+        .iter()
+        .filter(|(n, _)| !n.eq_ignore_ascii_case("cookie"))
+    {
         push_key_lower(&mut out, &mut first, name);
-        push_str(&mut out, &values.join(","));
+        match values.as_slice() {
+            [one] => push_str(&mut out, one),
+            many => push_str(&mut out, &many.join(",")),
+        }
     }
     out.push(b'}');
     if !query.is_empty() {
@@ -296,7 +313,6 @@ pub fn build_v1(req: &ApiRequest, t: &Template) -> Result<Vec<u8>, EventError> {
         body,
         base64,
     } = Parts::of(req)?;
-    let spelled = |lower| spelled(req.headers, lower);
     let resource = resource(req.route_path);
     let mut out = Vec::with_capacity(1400 + req.body.len() * 4 / 3 + req.query.len() * 3);
     raw(&mut out, r#"{"version":"1.0","resource":"#);
@@ -308,10 +324,10 @@ pub fn build_v1(req: &ApiRequest, t: &Template) -> Result<Vec<u8>, EventError> {
     raw(&mut out, r#","headers":"#);
     let last = groups
         .iter()
-        .map(|(n, v)| (spelled(n), v.last().copied().unwrap_or("")));
+        .map(|(n, v)| (*n, v.last().copied().unwrap_or("")));
     push_object(&mut out, last, true);
     raw(&mut out, r#","multiValueHeaders":"#);
-    let lists = (groups.iter()).map(|(n, v)| (spelled(n), v.iter().copied()));
+    let lists = (groups.iter()).map(|(n, v)| (*n, v.iter().copied()));
     push_lists(&mut out, lists);
     raw(&mut out, r#","queryStringParameters":"#);
     let pairs = (query.iter()).map(|(k, v)| (k.as_ref(), v.last().map_or("", |s| s.as_ref())));
@@ -379,13 +395,6 @@ pub fn build_v1(req: &ApiRequest, t: &Template) -> Result<Vec<u8>, EventError> {
     raw(&mut out, if base64 { "true" } else { "false" });
     out.push(b'}');
     Ok(out)
-}
-
-/// A header's name as the client spelled it (the first spelling), else as given.
-pub(super) fn spelled<'x>(headers: &[(&'x str, &'x [u8])], lower: &'x str) -> &'x str {
-    (headers.iter())
-        .find(|(n, _)| n.eq_ignore_ascii_case(lower))
-        .map_or(lower, |(n, _)| *n)
 }
 
 /// `{"name": [values], ...}`, or `null` when there are none (the 1.0 `multiValue` forms).
