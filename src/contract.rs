@@ -374,28 +374,15 @@ fn check_aws(reply: &[u8], v2: bool) -> Result<Reply<'_>, Violation> {
     let Some(fields) = fields else {
         return Ok(out);
     };
-    let given = |raw: Option<&RawValue>| raw.is_some_and(|r| r.get() != "null");
-    if let Some(multi) = fields.multi_value_headers.filter(|m| !v2 && given(Some(m))) {
-        // Each value a list, unlike `headers`.
-        let lists = serde_json::from_str::<Pairs<&RawValue>>(multi.get()).map(|p| p.0);
-        if let Some((name, value)) = lists
-            .iter()
-            .flatten()
-            .find(|(_, v)| !v.get().starts_with('['))
-        {
-            let at = format!("/multiValueHeaders/{}", pointer_segment(name));
-            return Err(violation(
-                at,
-                format!("expected an array of strings, got {}", describe(value)),
-            ));
-        }
+    let given = |raw: &&RawValue| raw.get() != "null";
+    if let Some(multi) = fields.multi_value_headers.filter(given).filter(|_| !v2) {
         // AWS merges the two; for a name in both, the multi-value one's values are kept.
-        let multi = headers_at(multi, "/multiValueHeaders")?;
+        let multi = headers_at(multi, "/multiValueHeaders", true)?;
         let in_multi = |name: &str| multi.iter().any(|(m, _)| m.eq_ignore_ascii_case(name));
         out.headers.retain(|(name, _)| !in_multi(name));
         out.headers.extend(multi);
     }
-    if let Some(cookies) = fields.cookies.filter(|c| v2 && given(Some(c))) {
+    if let Some(cookies) = fields.cookies.filter(given).filter(|_| v2) {
         let wrong = || {
             violation(
                 "/cookies",
@@ -413,12 +400,7 @@ fn check_aws(reply: &[u8], v2: bool) -> Result<Reply<'_>, Violation> {
             }
             let value =
                 json_string(item).map_err(|e| violation(at(), format!("invalid string ({e})")))?;
-            if value.contains(['\r', '\n']) || !is_field_value(&value) {
-                return Err(violation(
-                    at(),
-                    "value has characters not allowed in a header",
-                ));
-            }
+            header_value(&value, at)?;
             out.headers.push((Cow::Borrowed("set-cookie"), value));
         }
     }
@@ -433,11 +415,30 @@ fn pointer_segment(name: &str) -> String {
 type Headers<'a> = Vec<(Cow<'a, str>, Cow<'a, str>)>;
 
 fn headers(raw: &RawValue) -> Result<Headers<'_>, Violation> {
-    headers_at(raw, "/headers")
+    headers_at(raw, "/headers", false)
 }
 
-/// The header object at `at` (`/headers`, or AWS's `/multiValueHeaders`).
-fn headers_at<'a>(raw: &'a RawValue, at: &str) -> Result<Headers<'a>, Violation> {
+/// A header value as it may go to the client: no CR or LF (header injection), only the
+/// characters a field value may hold.
+fn header_value(v: &str, pointer: impl Fn() -> String) -> Result<(), Violation> {
+    if v.contains(['\r', '\n']) {
+        return Err(violation(
+            pointer(),
+            "value contains CR or LF (header injection)",
+        ));
+    }
+    if !is_field_value(v) {
+        return Err(violation(
+            pointer(),
+            "value has characters not allowed in a header",
+        ));
+    }
+    Ok(())
+}
+
+/// The header object at `at`: `/headers` (a string or an array of strings per name), or AWS's
+/// `/multiValueHeaders` (`lists_only`: an array per name).
+fn headers_at<'a>(raw: &'a RawValue, at: &str, lists_only: bool) -> Result<Headers<'a>, Violation> {
     if !raw.get().starts_with('{') {
         return Err(violation(
             at,
@@ -458,7 +459,7 @@ fn headers_at<'a>(raw: &'a RawValue, at: &str) -> Result<Headers<'a>, Violation>
             continue;
         }
         let values: Vec<Cow<str>> = match value.get().as_bytes().first() {
-            Some(b'"') => vec![json_string(value)
+            Some(b'"') if !lists_only => vec![json_string(value)
                 .map_err(|e| violation(pointer(), format!("invalid string ({e})")))?],
             Some(b'[') => {
                 let items: Vec<&RawValue> = serde_json::from_str(value.get())
@@ -471,28 +472,19 @@ fn headers_at<'a>(raw: &'a RawValue, at: &str) -> Result<Headers<'a>, Violation>
                 }
             }
             _ => {
+                let expected = match lists_only {
+                    true => "an array of strings",
+                    false => "a string or an array of strings",
+                };
+                let got = describe(value);
                 return Err(violation(
                     pointer(),
-                    format!(
-                        "expected a string or an array of strings, got {}",
-                        describe(value)
-                    ),
-                ))
+                    format!("expected {expected}, got {got}"),
+                ));
             }
         };
         for v in values {
-            if v.contains(['\r', '\n']) {
-                return Err(violation(
-                    pointer(),
-                    "value contains CR or LF (header injection)",
-                ));
-            }
-            if !is_field_value(&v) {
-                return Err(violation(
-                    pointer(),
-                    "value has characters not allowed in a header",
-                ));
-            }
+            header_value(&v, pointer)?;
             out.push((name.clone(), v));
         }
     }

@@ -213,8 +213,9 @@ impl GatewayError {
             Self::PayloadTooLarge { .. } => "payload too large",
             Self::UnsupportedBody => "unsupported request body",
             Self::FunctionUnreachable(_) => "bad gateway",
-            Self::FunctionError { .. } | Self::ResponseInvalid(_) => "service unavailable",
-            Self::ResponseInvalidAsPlatform { .. } => "service unavailable",
+            Self::FunctionError { .. }
+            | Self::ResponseInvalid(_)
+            | Self::ResponseInvalidAsPlatform { .. } => "service unavailable",
             Self::FunctionTimeout(_) => "gateway timeout",
             Self::Unauthorized => "unauthorized",
             Self::Forbidden => "forbidden",

@@ -129,7 +129,7 @@ impl Metrics {
         }
     }
 
-    /// The text exposition. May read the OSS queue's store: call it off the request path.
+    /// The text exposition, from memory (the OSS queue's depths are kept as counters).
     pub fn encode(&self) -> String {
         let mut out = String::new();
         // Writing into a String cannot fail.

@@ -8,6 +8,17 @@ use std::ops::Range;
 use std::str::Utf8Error;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+/// Milliseconds since the Unix epoch (0 for a time before it).
+pub fn unix_ms(time: SystemTime) -> u64 {
+    time.duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// The wall clock in Unix ms: what stored events, retries and cluster windows are timed by.
+pub fn now_ms() -> u64 {
+    unix_ms(SystemTime::now())
+}
+
 /// `std::str::from_utf8`, with a fast path for ASCII.
 #[inline]
 pub fn utf8(bytes: &[u8]) -> Result<&str, Utf8Error> {

@@ -13,12 +13,13 @@ use super::rate_limit::Key;
 use crate::config::ClusterSettings;
 use crate::remote::{connect, within, CALL_TIMEOUT};
 use crate::runner::Runner;
+use crate::text::now_ms;
 use redis::aio::ConnectionManager;
 use redis::Script;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 /// Adds each key's increment to its counter (setting its expiry) or, for 0, reads it; returns
 /// the totals in order. The last argument is the counters' time to live in ms.
@@ -43,12 +44,6 @@ return out
 const REFRESH: usize = 1024;
 /// Names shared by hash when a window tracks `max_keys` already.
 const OVERFLOW: u64 = 1024;
-
-pub fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
-}
 
 pub enum Decision {
     Admit {
@@ -277,48 +272,47 @@ async fn sync_loop(
             }
             Err(_) => return,
         };
-        let mut failed = None;
-        if live.is_empty() {
-            // No limiter yet (or none left): whether Redis is there is still worth knowing.
+        let (mut failed, mut reached) = (None, false);
+        let mut idle = Vec::new();
+        for limiter in live {
+            let Some(batch) = limiter.batch() else {
+                continue;
+            };
+            if batch.keys.is_empty() {
+                idle.push((limiter, batch));
+                continue;
+            }
+            let mut call = script.prepare_invoke();
+            for (_, name, _) in &batch.keys {
+                call.key(limiter.counter(batch.index, name));
+            }
+            for (_, _, n) in &batch.keys {
+                call.arg(*n);
+            }
+            call.arg(limiter.window_ms * 2 + 1000);
+            let mut c = con.clone();
+            match within(call.invoke_async::<Vec<u64>>(&mut c)).await {
+                Ok(totals) => {
+                    limiter.settle(&batch, Ok(totals));
+                    reached = true;
+                }
+                Err(e) => {
+                    limiter.settle(&batch, Err(()));
+                    failed = Some(e);
+                }
+            }
+        }
+        // Nothing was counted this round: one PING says whether Redis is there, for the idle
+        // limiters (and for limiters yet to come).
+        if !reached && failed.is_none() {
             let mut c = con.clone();
             failed = within(redis::cmd("PING").query_async::<()>(&mut c))
                 .await
                 .err();
         }
-        for limiter in live {
-            let Some(batch) = limiter.batch() else {
-                continue;
-            };
-            let outcome = match batch.keys.is_empty() {
-                // Nothing to count: a PING says whether Redis is there.
-                true => {
-                    let mut c = con.clone();
-                    within(redis::cmd("PING").query_async::<()>(&mut c)).await
-                }
-                false => {
-                    let mut call = script.prepare_invoke();
-                    for (_, name, _) in &batch.keys {
-                        call.key(limiter.counter(batch.index, name));
-                    }
-                    for (_, _, n) in &batch.keys {
-                        call.arg(*n);
-                    }
-                    call.arg(limiter.window_ms * 2 + 1000);
-                    let mut c = con.clone();
-                    within(call.invoke_async::<Vec<u64>>(&mut c))
-                        .await
-                        .map(|totals| {
-                            limiter.settle(&batch, Ok(totals));
-                        })
-                }
-            };
-            match outcome {
-                Ok(()) if batch.keys.is_empty() => limiter.settle(&batch, Ok(Vec::new())),
-                Ok(()) => {}
-                Err(e) => {
-                    limiter.settle(&batch, Err(()));
-                    failed = Some(e);
-                }
+        if failed.is_none() {
+            for (limiter, batch) in idle {
+                limiter.settle(&batch, Ok(Vec::new()));
             }
         }
         if failed.is_none() {

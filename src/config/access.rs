@@ -216,14 +216,7 @@ pub(super) fn cluster(
         }
         return None;
     };
-    let url = &c.value.redis;
-    if redis::Client::open(url.value.0.as_str()).is_err() {
-        // The URL may carry a password: the message does not repeat it.
-        problems.push(at_span(
-            url,
-            "cluster.redis is not a Redis URL (redis://[user:password@]host:port[/db])",
-        ));
-    }
+    let redis = super::queue::redis_url(&c.value.redis, "cluster.redis", problems);
     let sync = c.value.sync.as_ref().map_or(DEFAULT_SYNC, |s| s.value.0);
     if let Some(s) = c
         .value
@@ -234,7 +227,7 @@ pub(super) fn cluster(
         problems.push(at_span(s, "cluster.sync must be at least 10ms"));
     }
     Some(ClusterSettings {
-        redis: Secret(url.value.0.clone()),
+        redis,
         sync,
         key_prefix: c
             .value

@@ -11,6 +11,22 @@ use std::time::Duration;
 /// How long a consumer that stopped renewing its events keeps them, unless set.
 const VISIBILITY_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// A Redis URL (`key` names it in the message), checked as the client will parse it. It may
+/// carry a password: the message does not repeat it.
+pub(super) fn redis_url(
+    url: &serde_saphyr::Spanned<super::value::Text>,
+    key: &str,
+    problems: &mut Vec<Problem>,
+) -> Secret {
+    if redis::Client::open(url.value.0.as_str()).is_err() {
+        problems.push(at_span(
+            url,
+            format!("{key} is not a Redis URL (redis://[user:password@]host:port[/db])"),
+        ));
+    }
+    Secret(url.value.0.clone())
+}
+
 pub(super) fn queue(
     b: &OssBridgeFile,
     delivery: Delivery,
@@ -84,13 +100,7 @@ fn settings(
                 ));
                 return None;
             };
-            if redis::Client::open(url.value.0.as_str()).is_err() {
-                // The URL may carry a password: the message does not repeat it.
-                problems.push(at_span(
-                    url,
-                    "oss_bridge.queue.url is not a Redis URL (redis://[user:password@]host:port[/db])",
-                ));
-            }
+            let url = redis_url(url, "oss_bridge.queue.url", problems);
             let named = |v: &Option<serde_saphyr::Spanned<super::value::Text>>,
                          key: &str,
                          default: &str,
@@ -115,7 +125,7 @@ fn settings(
                 ));
             }
             Some(QueueSettings::Redis(RedisQueue {
-                url: Secret(url.value.0.clone()),
+                url,
                 stream: named(&f.stream, "stream", "fngate:oss", problems),
                 group: named(&f.group, "group", "fngate", problems),
                 consumer: f

@@ -4,7 +4,7 @@
 //! its own on, without the envelope and the request context.
 
 use super::apigw::{ApiRequest, EventError};
-use super::aws::Parts;
+use super::aws::{push_object, raw, Parts};
 use super::json::{push_key, push_str};
 
 pub fn build(req: &ApiRequest) -> Result<Vec<u8>, EventError> {
@@ -16,7 +16,6 @@ pub fn build(req: &ApiRequest) -> Result<Vec<u8>, EventError> {
         base64,
     } = Parts::of(req)?;
     let mut out = Vec::with_capacity(400 + req.body.len() * 4 / 3 + req.query.len() * 2);
-    let raw = |out: &mut Vec<u8>, fragment: &str| out.extend_from_slice(fragment.as_bytes());
     raw(&mut out, r#"{"path":"#);
     push_str(&mut out, req.path);
     raw(&mut out, r#","httpMethod":"#);
@@ -32,19 +31,16 @@ pub fn build(req: &ApiRequest) -> Result<Vec<u8>, EventError> {
         }
     }
     // One value per key (a map of strings): a repeated key's last.
-    raw(&mut out, r#"},"queryParameters":{"#);
-    let mut first = true;
-    for (key, values) in &query {
-        push_key(&mut out, &mut first, key);
-        push_str(&mut out, values.last().map_or("", |v| v.as_ref()));
-    }
-    raw(&mut out, r#"},"pathParameters":{"#);
-    let mut first = true;
-    for (name, value) in &params {
-        push_key(&mut out, &mut first, name);
-        push_str(&mut out, value);
-    }
-    raw(&mut out, r#"},"body":"#);
+    raw(&mut out, r#"},"queryParameters":"#);
+    let last = (query.iter()).map(|(k, v)| (k.as_ref(), v.last().map_or("", |v| v.as_ref())));
+    push_object(&mut out, last, false);
+    raw(&mut out, r#","pathParameters":"#);
+    push_object(
+        &mut out,
+        params.iter().map(|(k, v)| (*k, v.as_ref())),
+        false,
+    );
+    raw(&mut out, r#","body":"#);
     push_str(&mut out, &body);
     raw(&mut out, r#","isBase64Encoded":"#);
     raw(&mut out, if base64 { "true" } else { "false" });

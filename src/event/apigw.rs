@@ -140,8 +140,8 @@ impl<'a> HopByHop<'a> {
 /// Builds the event JSON for the API's format.
 pub fn build(req: &ApiRequest) -> Result<Vec<u8>, EventError> {
     match req.template.format {
-        EventFormat::AwsV1 => super::aws::build_v1(req, req.template),
-        EventFormat::AwsV2 => super::aws::build_v2(req, req.template),
+        EventFormat::AwsV1 => super::aws::build_v1(req),
+        EventFormat::AwsV2 => super::aws::build_v2(req),
         EventFormat::Aliyun => super::aliyun::build(req),
         EventFormat::Jdcloud | EventFormat::JdcloudDetail => build_jd(req),
     }

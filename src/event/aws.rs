@@ -3,13 +3,13 @@
 //! the HTTP API's). Written straight into bytes like the JD event; the request parts are the
 //! same `ApiRequest`.
 
-use super::apigw::{ApiRequest, EventError, HopByHop, Template};
+use super::apigw::{ApiRequest, EventError, HopByHop};
 use super::decode::{decode_component, parse_query, QueryParams};
 use super::json::{push_key, push_key_lower, push_str};
 use base64::Engine;
 use smallvec::SmallVec;
 use std::borrow::Cow;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 /// What the AWS and Alibaba Cloud events are written from: headers grouped, the query parsed,
 /// path parameters decoded, the body as text or base64.
@@ -129,12 +129,7 @@ fn push_clf_time(out: &mut Vec<u8>, time: SystemTime) {
     out.extend_from_slice(b" +0000\"");
 }
 
-fn epoch_ms(time: SystemTime) -> u64 {
-    time.duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
-}
-
-fn raw(out: &mut Vec<u8>, fragment: &str) {
+pub(super) fn raw(out: &mut Vec<u8>, fragment: &str) {
     out.extend_from_slice(fragment.as_bytes());
 }
 
@@ -157,7 +152,7 @@ fn decoded_params<'a>(req: &ApiRequest<'a>) -> Result<Vec<(&'a str, Cow<'a, str>
 }
 
 /// `{"name": value, ...}` from pairs; `null` when there are none and `null_when_empty`.
-fn push_object<'v>(
+pub(super) fn push_object<'v>(
     out: &mut Vec<u8>,
     pairs: impl Iterator<Item = (&'v str, &'v str)>,
     null_when_empty: bool,
@@ -193,7 +188,8 @@ fn push_identity(out: &mut Vec<u8>, id: &crate::checks::Identity) {
 }
 
 /// Payload format 2.0 (HTTP APIs).
-pub fn build_v2(req: &ApiRequest, t: &Template) -> Result<Vec<u8>, EventError> {
+pub fn build_v2(req: &ApiRequest) -> Result<Vec<u8>, EventError> {
+    let t = req.template;
     let Parts {
         groups,
         query,
@@ -217,14 +213,8 @@ pub fn build_v2(req: &ApiRequest, t: &Template) -> Result<Vec<u8>, EventError> {
         .filter(|c| !c.is_empty())
         .collect();
     if !cookies.is_empty() {
-        raw(&mut out, r#","cookies":["#);
-        for (i, c) in cookies.iter().enumerate() {
-            if i > 0 {
-                out.push(b',');
-            }
-            push_str(&mut out, c);
-        }
-        out.push(b']');
+        raw(&mut out, r#","cookies":"#);
+        push_list(&mut out, cookies.into_iter());
     }
     // Repeated headers and query keys: one value, joined with commas.
     raw(&mut out, r#","headers":{"#);
@@ -282,7 +272,7 @@ pub fn build_v2(req: &ApiRequest, t: &Template) -> Result<Vec<u8>, EventError> {
     raw(&mut out, r#","time":"#);
     push_clf_time(&mut out, req.time);
     raw(&mut out, r#","timeEpoch":"#);
-    push_u64(&mut out, epoch_ms(req.time));
+    push_u64(&mut out, crate::text::unix_ms(req.time));
     out.push(b'}');
     if !params.is_empty() {
         raw(&mut out, r#","pathParameters":"#);
@@ -305,7 +295,8 @@ pub fn build_v2(req: &ApiRequest, t: &Template) -> Result<Vec<u8>, EventError> {
 /// Payload format 1.0 (the REST API's Lambda-proxy event): header names as sent, the last value
 /// of a repeated header or query key in `headers` / `queryStringParameters`, every value in the
 /// `multiValue` forms, `null` for what is absent.
-pub fn build_v1(req: &ApiRequest, t: &Template) -> Result<Vec<u8>, EventError> {
+pub fn build_v1(req: &ApiRequest) -> Result<Vec<u8>, EventError> {
+    let t = req.template;
     let Parts {
         groups,
         query,
@@ -379,7 +370,7 @@ pub fn build_v1(req: &ApiRequest, t: &Template) -> Result<Vec<u8>, EventError> {
     raw(&mut out, r#","requestTime":"#);
     push_clf_time(&mut out, req.time);
     raw(&mut out, r#","requestTimeEpoch":"#);
-    push_u64(&mut out, epoch_ms(req.time));
+    push_u64(&mut out, crate::text::unix_ms(req.time));
     raw(&mut out, r#","resourceId":null,"resourcePath":"#);
     push_str(&mut out, &resource);
     raw(&mut out, r#","stage":"#);
@@ -440,10 +431,10 @@ mod tests {
 
     #[test]
     fn request_times_are_in_the_access_log_form() {
-        let t = UNIX_EPOCH + std::time::Duration::from_millis(1_583_348_638_390);
+        let t = std::time::UNIX_EPOCH + std::time::Duration::from_millis(1_583_348_638_390);
         let mut out = Vec::new();
         push_clf_time(&mut out, t);
         assert_eq!(out, br#""04/Mar/2020:19:03:58 +0000""#);
-        assert_eq!(epoch_ms(t), 1_583_348_638_390);
+        assert_eq!(crate::text::unix_ms(t), 1_583_348_638_390);
     }
 }

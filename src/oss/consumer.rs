@@ -7,12 +7,13 @@
 use super::queue::{Dead, Queued};
 use super::stats::Stats;
 use super::streams::{entries_of, Streams};
-use super::worker::{backoff, deliver, now_ms, Outcome, MAX_BACKOFF, POOL};
+use super::worker::{backoff, deliver, Outcome, MAX_BACKOFF, POOL};
 use crate::config::{OssBridge, RedisQueue};
 use crate::invoke::Invoker;
 use crate::metrics::PoolMetrics;
 use crate::remote::{connect, within, CALL_TIMEOUT};
 use crate::snapshot::Snapshot;
+use crate::text::now_ms;
 use arc_swap::ArcSwap;
 use redis::aio::ConnectionManager;
 use redis::Value;

@@ -156,9 +156,14 @@ impl Store {
         tx.commit().map_err(fail)
     }
 
+    /// Rows in the dead-letter table, as counted on every change (no read of the table).
+    pub fn dead_count(&self) -> usize {
+        self.dead.load(Ordering::Relaxed)
+    }
+
     /// Whether the dead-letter table holds its capacity.
     pub fn dead_full(&self) -> bool {
-        self.dead.load(Ordering::Relaxed) >= self.dead_capacity
+        self.dead_count() >= self.dead_capacity
     }
 
     /// Moves a pending event to the dead-letter table; `Ok(false)` (and it stays pending) when

@@ -7,11 +7,12 @@ use super::consumer::Consumer;
 use super::local::{self, Store};
 use super::stats::Stats;
 use super::streams::Streams;
-use super::worker::{now_ms, Workers};
+use super::worker::Workers;
 use crate::config::{OssBridge, QueueSettings};
 use crate::metrics::PoolMetrics;
 use crate::runner::Runner;
 use crate::snapshot::Snapshot;
+use crate::text::now_ms;
 use arc_swap::ArcSwap;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
@@ -213,13 +214,11 @@ impl AsyncDelivery {
         }
     }
 
-    /// Events waiting for delivery and dead letters, for `/metrics` (blocks on redb's file:
-    /// call it off a runtime). For Redis, as the consumer last counted them (every second).
+    /// Events waiting for delivery and dead letters, for `/metrics`: redb's as its store counts
+    /// them, Redis's as the consumer last counted them (every second).
     pub fn depths(&self) -> (usize, usize) {
         match &self.backend {
-            Backend::Local { store, .. } => {
-                (store.pending_count(), store.dead().map_or(0, |d| d.len()))
-            }
+            Backend::Local { store, .. } => (store.pending_count(), store.dead_count()),
             Backend::Streams { streams, .. } => streams.depths(),
         }
     }

@@ -243,7 +243,7 @@ impl Streams {
     /// Dead letters (all, or the one with id `only`) back for delivery with a fresh attempt
     /// count and age; notifications that were never mapped stay. Returns the ids moved.
     pub(super) async fn replay(&self, only: Option<&str>) -> Result<Vec<String>, String> {
-        let now = super::worker::now_ms();
+        let now = crate::text::now_ms();
         let mut moved = Vec::new();
         for (id, dead) in self.dead().await? {
             if only.is_some_and(|o| o != id) || dead.entry.function.is_empty() {

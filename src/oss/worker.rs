@@ -13,11 +13,12 @@ use crate::invoke::Invoker;
 use crate::metrics::PoolMetrics;
 use crate::runner::Runner;
 use crate::snapshot::Snapshot;
+use crate::text::now_ms;
 use arc_swap::ArcSwap;
 use bytes::Bytes;
 use std::collections::BTreeSet;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 use tokio::sync::{mpsc, Semaphore};
 
 /// Retry delays grow to this and no further (docs/oss-bridge.md: "from about 1 s up to 5 min").
@@ -26,12 +27,6 @@ pub(super) const MAX_BACKOFF: Duration = Duration::from_secs(300);
 const PRUNE_EVERY: Duration = Duration::from_secs(60);
 /// Pooled connections of the workers' own invoker.
 pub(super) const POOL: usize = 64;
-
-pub fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
-}
 
 /// The handle the request path uses: new sequence numbers go to the dispatcher.
 pub struct Workers {
