@@ -20,7 +20,7 @@ use async_trait::async_trait;
 use pingora::listeners::{L4BufferSettings, ListenerConfig};
 use pingora::server::configuration::ServerConf;
 use pingora::server::{RunArgs, Server, ShutdownSignal, ShutdownSignalWatch};
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::sync::Notify;
 
@@ -28,14 +28,28 @@ use tokio::sync::Notify;
 const POOL_PER_THREAD: usize = 256;
 
 /// Fails fast with a readable message when a listen address cannot be bound (pingora itself
-/// retries a busy port for 30 s and then panics inside the service).
+/// retries a busy port for 30 s and then panics inside the service). The probe binds without
+/// listening: a listening probe would take connections into its backlog and reset them when it
+/// closes, and a client that saw the port open (a health check, a retrying sender) would get
+/// a reset instead of waiting for the real listener.
 fn check_listeners(config: &Config) -> Result<(), String> {
     let admin = config.server.admin_listen.iter();
     let tls = config.server.tls.iter().flat_map(|t| &t.listen);
     for addr in config.server.listen.iter().chain(tls).chain(admin) {
-        TcpListener::bind(addr).map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+        probe_bind(*addr).map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+        // Dropped at once: pingora binds it again.
     }
     Ok(())
+}
+
+/// Binds `addr` as a listener would (`SO_REUSEADDR`, as pingora sets it), without listening.
+/// Linux refuses the bind while another socket listens there.
+fn probe_bind(addr: SocketAddr) -> std::io::Result<socket2::Socket> {
+    use socket2::{Domain, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+    socket.set_reuse_address(true)?;
+    socket.bind(&addr.into())?;
+    Ok(socket)
 }
 
 /// What `run` stops once pingora's server has drained.
@@ -260,4 +274,25 @@ impl ShutdownSignalWatch for StopWatch {
 pub fn run_until(config: Config, stopper: &Stopper) -> Result<(), String> {
     let shutdown_signal = Box::new(StopWatch(stopper.0.clone()));
     run(config, RunArgs { shutdown_signal }, false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::probe_bind;
+    use std::io::ErrorKind;
+    use std::net::{TcpListener, TcpStream};
+
+    #[test]
+    fn the_port_probe_takes_no_connection_and_sees_a_busy_port() {
+        let busy = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = busy.local_addr().unwrap();
+        let refused = probe_bind(addr).err().map(|e| e.kind());
+        assert_eq!(refused, Some(ErrorKind::AddrInUse));
+        drop(busy);
+        // Free now: the probe binds it, and a client is refused rather than queued and reset.
+        let probe = probe_bind(addr).unwrap();
+        let connect = TcpStream::connect(addr).err().map(|e| e.kind());
+        assert_eq!(connect, Some(ErrorKind::ConnectionRefused));
+        drop(probe);
+    }
 }
