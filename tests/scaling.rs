@@ -197,6 +197,35 @@ fn three_gateways_lose_nothing_when_one_is_killed_and_not_restarted() {
             .next(),
         Some("0")
     );
+    // The killed gateway holds nothing now; idle for 5 visibility timeouts, it leaves the group,
+    // and the live ones stay in it.
+    let consumers = || {
+        let listed = redis.cli(&["XINFO", "CONSUMERS", "events", "gateways"]);
+        let mut lines = listed.lines().map(str::trim);
+        let mut names = Vec::new();
+        while let Some(line) = lines.next() {
+            if line == "name" {
+                names.extend(lines.next().map(str::to_owned));
+            }
+        }
+        names
+    };
+    assert!(consumers().iter().any(|c| c.contains(&format!("-{pid}-"))));
+    wait_until(
+        "the killed gateway's consumer removed",
+        Duration::from_secs(30),
+        || consumers().len() == 2,
+    );
+    let live: Vec<String> = gateways
+        .iter()
+        .map(|g| format!("-{}-", g.process.child.id()))
+        .collect();
+    let left = consumers();
+    assert!(
+        live.iter()
+            .all(|p| left.iter().any(|c| c.contains(p.as_str()))),
+        "{left:?} should be the live gateways {live:?}"
+    );
 }
 
 #[test]

@@ -27,6 +27,9 @@ const READ_BLOCK: Duration = Duration::from_millis(250);
 /// Due retries moved back into the stream per call, and how often.
 const PROMOTE_BATCH: usize = 256;
 const PROMOTE_EVERY: Duration = Duration::from_millis(100);
+/// A consumer that holds nothing and has not read for this many visibility timeouts is a
+/// gateway gone for good (its entries were taken over after one): it leaves the group.
+const FORGET_AFTER: u32 = 5;
 
 pub struct Consumer {
     pub streams: Arc<Streams>,
@@ -83,6 +86,7 @@ impl Consumer {
         // Renewals and take-overs run well inside the visibility timeout.
         let renew_every = (this.visibility / 3).max(READ_BLOCK);
         let (mut renewed, mut claimed, mut counted) = (Instant::now(), Instant::now(), None);
+        let mut swept = Instant::now();
         let mut promoted: Option<Instant> = None;
         let mut grouped = false;
         // Own entries left from an earlier run under the same name come first.
@@ -111,6 +115,10 @@ impl Consumer {
                 if counted.is_none_or(|t: Instant| t.elapsed() >= Duration::from_secs(1)) {
                     counted = Some(Instant::now());
                     this.streams.count().await?;
+                }
+                if swept.elapsed() >= this.visibility {
+                    swept = Instant::now();
+                    this.forget_gone().await?;
                 }
                 Ok::<(), String>(())
             };
@@ -234,6 +242,19 @@ impl Consumer {
             Stats::add(&self.stats.taken_over, own.len() as u64);
         }
         Ok(own)
+    }
+
+    /// Removes the consumers of gateways gone for good, so that the group lists live ones.
+    async fn forget_gone(&self) -> Result<(), String> {
+        let idle = self.visibility * FORGET_AFTER;
+        let gone = self
+            .streams
+            .forget(idle.as_millis() as u64, &self.name)
+            .await?;
+        for name in gone {
+            tracing::info!(target: "fngate::oss", consumer = name, "removed a consumer that held nothing and had not read for {}", humantime::format_duration(idle));
+        }
+        Ok(())
     }
 
     fn not_attempting(&self, entries: Vec<(String, Vec<u8>)>) -> Vec<(String, Vec<u8>)> {

@@ -83,6 +83,23 @@ redis.call('XADD', KEYS[1], '*', 'e', ARGV[2])
 return 1
 ";
 
+/// Consumers (other than ARGV[3]) that hold nothing and have not read for ARGV[2] ms leave the
+/// group: gateways that stopped for good. Checked and removed in one script, so a consumer that
+/// reads an entry meanwhile is never removed with it (`XGROUP DELCONSUMER` drops what it holds).
+/// A live gateway removed while idle is added back by its next read.
+const FORGET: &str = r"
+local forgotten = {}
+for _, c in ipairs(redis.call('XINFO', 'CONSUMERS', KEYS[1], ARGV[1])) do
+  local f = {}
+  for i = 1, #c, 2 do f[c[i]] = c[i + 1] end
+  if f['name'] ~= ARGV[3] and f['pending'] == 0 and f['idle'] >= tonumber(ARGV[2]) then
+    redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], f['name'])
+    forgotten[#forgotten + 1] = f['name']
+  end
+end
+return forgotten
+";
+
 pub struct Streams {
     pub(super) con: ConnectionManager,
     pub(super) stream: String,
@@ -104,6 +121,7 @@ struct Scripts {
     promote: Script,
     dead: Script,
     replay: Script,
+    forget: Script,
 }
 
 fn fail(e: impl std::fmt::Display) -> String {
@@ -141,6 +159,7 @@ impl Streams {
                 promote: Script::new(PROMOTE),
                 dead: Script::new(DEAD),
                 replay: Script::new(REPLAY),
+                forget: Script::new(FORGET),
             },
             pending: AtomicUsize::new(0),
             dead_count: AtomicUsize::new(0),
@@ -264,6 +283,15 @@ impl Streams {
             }
         }
         Ok(moved)
+    }
+
+    /// Removes the group's consumers, other than `own`, that hold nothing and have been idle
+    /// for `idle_ms`; their names.
+    pub(super) async fn forget(&self, idle_ms: u64, own: &str) -> Result<Vec<String>, String> {
+        let mut call = self.scripts.forget.key(&self.stream);
+        call.arg(&self.group).arg(idle_ms).arg(own);
+        let mut con = self.con.clone();
+        within(call.invoke_async::<Vec<String>>(&mut con)).await
     }
 
     /// Counts what waits and what is dead, for `/metrics`.
